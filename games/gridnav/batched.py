@@ -1,0 +1,70 @@
+"""The batched torch view of GridNav: ``[tasks, envs]`` of different variants in one step."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from gameadapt.game import BatchedStep
+from gameadapt.hashrandom import mix64
+from gameadapt.variants import Variant
+
+from . import dynamics
+from .dynamics import VARIANT_SPACE
+
+
+def stream_keys(seed: int, index: torch.Tensor) -> torch.Tensor:
+    """``hashrandom.stream_key(seed, i)`` for every ``i`` of an int64 tensor, vectorised."""
+    return mix64((index * 0 + seed) ^ mix64(index))
+
+
+class BatchedGridNav:
+    """``len(variants)`` GridNav tasks x ``envs_per_task`` envs, stepped as tensors on ``device``.
+
+    Follows the :class:`gameadapt.game.BatchedGame` protocol: env ``(m, e)`` uses the stream
+    ``stream_key(seed, m * E + e)``, and envs whose episode ended are frozen until
+    :meth:`reset`.
+    """
+
+    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any) -> None:
+        if not variants:
+            raise ValueError("BatchedGridNav needs at least one variant")
+        if envs_per_task < 1:
+            raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+        self.variants = [VARIANT_SPACE.validate(v) for v in variants]
+        self.num_tasks = len(self.variants)
+        self.envs_per_task = envs_per_task
+        self.device = torch.device(device)
+        tables = dynamics.build_params(self.variants)
+        self.horizon = int(tables.time_limit.max())
+        self.params = dynamics.Params(*(torch.as_tensor(t, device=self.device) for t in tables))
+        self.params = self.params._replace(task=self.params.task[:, None])
+        self._state: dynamics.State | None = None
+        self._done: torch.Tensor | None = None
+
+    def reset(self, seed: int) -> torch.Tensor:
+        """Start a new episode in every env; return observations ``[M, E, 9]``."""
+        index = torch.arange(self.num_tasks * self.envs_per_task, dtype=torch.int64,
+                             device=self.device).reshape(self.num_tasks, self.envs_per_task)
+        self._state = dynamics.initial_state(torch, self.params, stream_keys(int(seed), index))
+        self._done = torch.zeros_like(index, dtype=torch.bool)
+        return dynamics.observe(torch, self.params, self._state)
+
+    def step(self, action: torch.Tensor) -> BatchedStep:
+        """Apply ``[M, E]`` long actions (ignored for ended envs); return the new batch step."""
+        if self._state is None or self._done is None:
+            raise RuntimeError("call reset() before step()")
+        action = torch.as_tensor(action, device=self.device).long()
+        if action.shape != self._done.shape:
+            raise ValueError(f"action must have shape {tuple(self._done.shape)}, "
+                             f"got {tuple(action.shape)}")
+        alive = ~self._done
+        action = torch.where(alive, action, 0)
+        new, reward, terminated, truncated = dynamics.step(torch, self.params, self._state, action)
+        self._state = dynamics.State(*(torch.where(alive, n, o) for n, o in zip(new, self._state)))
+        reward = torch.where(alive, reward, 0.0)
+        terminated, truncated = terminated & alive, truncated & alive
+        self._done = self._done | terminated | truncated
+        observation = dynamics.observe(torch, self.params, self._state)
+        return BatchedStep(observation, reward, terminated, truncated)

@@ -1,0 +1,82 @@
+"""Pointnav's rules and step, written once for both views.
+
+Every function takes ``xp``, the ``numpy`` or the ``torch`` module, and works elementwise on
+float32 arrays / tensors of any leading shape, so :class:`~gameadapt.games.pointnav.env.PointNavEnv`
+(numpy) and :class:`~gameadapt.games.pointnav.batched.BatchedPointNav` (torch) compute
+bit-identical results. Importing this module imports neither numpy nor torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from gameadapt.variants import FloatRange, IntRange, Param, Variant, VariantSpace
+
+ACTION_LIMIT = 0.1  # each action component is clipped to [-0.1, 0.1]
+GOAL_TOLERANCE = 0.01  # terminated when |x - gx| < 0.01 and |y - gy| < 0.01
+GOAL_RANGE = FloatRange(-0.5, 0.5)  # the paper's goal distribution: uniform on this square
+DEFAULT_GOAL = (0.3, 0.3)
+
+_GOAL_SPLIT_NOTE = ("Train and held-out goals are both drawn uniformly from the paper's square "
+                    "-0.5..0.5, from a different random stream per split, so held-out goals are "
+                    "fresh draws from the same distribution (as in MAML's evaluation).")
+
+VARIANT_SPACE = VariantSpace([
+    Param("goal_x", "level", GOAL_RANGE, DEFAULT_GOAL[0],
+          f"x coordinate of the goal (default {DEFAULT_GOAL[0]}). " + _GOAL_SPLIT_NOTE,
+          train=GOAL_RANGE, test=GOAL_RANGE),
+    Param("goal_y", "level", GOAL_RANGE, DEFAULT_GOAL[1],
+          f"y coordinate of the goal (default {DEFAULT_GOAL[1]}). " + _GOAL_SPLIT_NOTE,
+          train=GOAL_RANGE, test=GOAL_RANGE),
+    Param("speed", "rules", FloatRange(0.1, 2.0), 1.0,
+          "multiplies the clipped action before it moves the agent (1.0 = paper)"),
+    Param("drift_x", "rules", FloatRange(-0.05, 0.05), 0.0,
+          "constant x velocity added to every move, like a current (0.0 = paper)"),
+    Param("drift_y", "rules", FloatRange(-0.05, 0.05), 0.0,
+          "constant y velocity added to every move, like a current (0.0 = paper)"),
+    Param("horizon", "rules", IntRange(10, 500), 100,
+          "steps after which an episode is truncated (100 = paper)"),
+])
+
+
+class TaskParams(NamedTuple):
+    """The numbers a (validated) variant sets, as Python scalars."""
+
+    goal: tuple[float, float]
+    speed: float
+    drift: tuple[float, float]
+    horizon: int
+
+
+def task_params(variant: Variant) -> TaskParams:
+    """Read the dynamics' parameters from a complete, validated variant."""
+    level, rules = variant["level"], variant["rules"]
+    return TaskParams((level["goal_x"], level["goal_y"]), rules["speed"],
+                      (rules["drift_x"], rules["drift_y"]), rules["horizon"])
+
+
+def move(xp: Any, position: Any, action: Any, speed: Any, drift: Any) -> Any:
+    """``position + (clip(action, -0.1, 0.1) * speed + drift)``; ``[..., 2]`` float32."""
+    return position + (xp.clip(action, -ACTION_LIMIT, ACTION_LIMIT) * speed + drift)
+
+
+def reward_and_terminated(xp: Any, position: Any, goal: Any) -> tuple[Any, Any]:
+    """Reward ``-distance(position, goal)`` and whether the agent is inside the goal box."""
+    dx = position[..., 0] - goal[..., 0]
+    dy = position[..., 1] - goal[..., 1]
+    reward = -xp.sqrt(dx * dx + dy * dy)
+    terminated = (xp.abs(dx) < GOAL_TOLERANCE) & (xp.abs(dy) < GOAL_TOLERANCE)
+    return reward, terminated
+
+
+def step(xp: Any, position: Any, action: Any, goal: Any, speed: Any, drift: Any
+         ) -> tuple[Any, Any, Any]:
+    """One move: the new position, its reward (computed after the move) and termination."""
+    position = move(xp, position, action, speed, drift)
+    reward, terminated = reward_and_terminated(xp, position, goal)
+    return position, reward, terminated
+
+
+def truncated(steps: Any, horizon: Any, terminated: Any) -> Any:
+    """Truncated: the episode reached its horizon without reaching the goal on that step."""
+    return (steps >= horizon) & ~terminated
