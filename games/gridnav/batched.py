@@ -38,8 +38,8 @@ class BatchedGridNav:
         self.device = torch.device(device)
         tables = dynamics.build_params(self.variants)
         self.horizon = int(tables.time_limit.max())
-        self.params = dynamics.Params(*(torch.as_tensor(t, device=self.device) for t in tables))
-        self.params = self.params._replace(task=self.params.task[:, None])
+        params = dynamics.Params(*(torch.as_tensor(t, device=self.device) for t in tables))
+        self.params = params._replace(task=params.task[:, None])  # [M, 1]: broadcasts over envs
         self._state: dynamics.State | None = None
         self._done: torch.Tensor | None = None
 

@@ -17,7 +17,7 @@ MAX_ATTEMPTS = 1000
 Cell = tuple[int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Level:
     """A generated level: ``walls`` bool ``[size, size]`` (indexed ``[y, x]``), start and goal."""
 

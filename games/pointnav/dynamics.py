@@ -64,9 +64,21 @@ def reward_and_terminated(xp: Any, position: Any, goal: Any) -> tuple[Any, Any]:
     """Reward ``-distance(position, goal)`` and whether the agent is inside the goal box."""
     dx = position[..., 0] - goal[..., 0]
     dy = position[..., 1] - goal[..., 1]
-    reward = -xp.sqrt(dx * dx + dy * dy)
+    reward = -sqrt(xp, dx * dx + dy * dy)
     terminated = (xp.abs(dx) < GOAL_TOLERANCE) & (xp.abs(dy) < GOAL_TOLERANCE)
     return reward, terminated
+
+
+def sqrt(xp: Any, x: Any) -> Any:
+    """The correctly rounded float32 square root, in numpy and in torch.
+
+    torch's vectorised float32 ``sqrt`` on CPU can be one ulp off the exact result (numpy's is
+    exact); the float64 root rounded to float32 is exact, since double rounding is harmless
+    for square roots of float32 numbers. MPS has no float64 and keeps the float32 root.
+    """
+    if xp.__name__ != "torch" or x.device.type == "mps":
+        return xp.sqrt(x)
+    return xp.sqrt(x.to(xp.float64)).to(xp.float32)
 
 
 def step(xp: Any, position: Any, action: Any, goal: Any, speed: Any, drift: Any
