@@ -35,6 +35,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gameadapt.games.gridnav",
     "gameadapt.games.pointnav",
     "gameadapt.games.cartpole",
+    "gameadapt.plugins.maml",
+    "gameadapt.plugins.reptile",
+    "gameadapt.plugins.baselines",
 )
 HOOK_NAMES = ("register_games", "register_algorithms", "register_commands")
 
@@ -128,8 +131,8 @@ class Registry:
                 for spec in specs:
                     owner = self._owner.get((kind, spec.id))
                     if owner is not None:
-                        raise UnknownIdError(f"{kind} id {spec.id!r} is already registered by "
-                                             f"plugin {owner!r}")
+                        raise ValueError(f"{kind} id {spec.id!r} is already registered by "
+                                         f"plugin {owner!r}, so plugin {info.name!r} was skipped")
         except Exception as exc:  # noqa: BLE001
             info.errors.append(_describe(exc))
             self.pm.unregister(name=info.name)

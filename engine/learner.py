@@ -1,0 +1,228 @@
+"""The shared skeleton of the gradient-based algorithms, and their validated configuration.
+
+Every meta-iteration of :class:`Learner` samples episodes with the shared parameters θ
+("pre"), adapts θ per task with the inner step, samples again with the adapted parameters
+("post"), and hands both rounds to its *update rule*, the one thing an algorithm plugin
+supplies (MAML: a multi-epoch clipped surrogate through the inner step; Reptile: an
+interpolation towards the adapted parameters; pretrain: the surrogate with no inner step;
+scratch: none). It implements :class:`gameadapt.algorithm.MetaAlgorithm`. Plugins import
+this module inside their ``make`` functions, so loading a plugin does not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import gymnasium
+import torch
+
+from .errors import GameadaptError
+from .game import BatchedGame
+from .hashrandom import stream_key
+from .meta import OBJECTIVES, TaskBatch, adapt, make_task_batch, outer_loss
+from .policy import MLPPolicy, Params, expand_params
+from .rollout import Episodes, sample_episodes
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Hyper-parameters of the gradient-based algorithms (defaults: MAML's 2D navigation)."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)  # tanh MLP hidden layers
+    init_log_std: float = 0.0  # initial log std of a Gaussian policy
+    inner_lr: float = 0.1  # α of the inner SGD step
+    inner_steps: int = 1  # inner steps in training and the default at adaptation
+    outer_lr: float = 3e-4  # Adam learning rate of the outer step
+    outer_epochs: int = 5  # optimiser steps per meta-batch (PPO epochs)
+    outer_objective: str = "ppo"  # "ppo" (clipped surrogate) or "vpg" (policy gradient)
+    clip: float = 0.2  # PPO ratio clip
+    target_kl: float = 0.0  # stop a meta-batch's epochs once approx. KL exceeds it (0: never)
+    max_grad_norm: float = 0.0  # clip the outer gradient's norm (0: no clipping)
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 1.0  # GAE λ
+    baseline_ridge: float = 1e-5  # ridge term of the linear baseline's least squares
+    normalize_advantages: bool = True  # standardise advantages per task
+    normalize_observations: bool = True  # running observation normalisation
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any
+                     ) -> LearnerConfig:
+        """A validated config from ``values`` (strings are parsed) and keyword overrides.
+
+        Raises :class:`GameadaptError` with one line for an unknown key or a bad value.
+        """
+        merged = {**(values or {}), **overrides}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(merged) - set(fields))
+        if unknown:
+            raise GameadaptError(f"unknown algorithm option {unknown[0]!r} "
+                                 f"(known: {', '.join(fields)})")
+        defaults = cls()
+        parsed = {name: _coerce(name, value, type(getattr(defaults, name)))
+                  for name, value in merged.items()}
+        config = cls(**parsed)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise :class:`GameadaptError` naming the first invalid value."""
+        checks = [
+            ("inner_lr", self.inner_lr > 0, "must be > 0"),
+            ("inner_steps", self.inner_steps >= 1, "must be >= 1"),
+            ("outer_lr", self.outer_lr > 0, "must be > 0"),
+            ("outer_epochs", self.outer_epochs >= 1, "must be >= 1"),
+            ("outer_objective", self.outer_objective in OBJECTIVES,
+             f"must be one of {', '.join(OBJECTIVES)}"),
+            ("clip", 0 < self.clip < 1, "must be in (0, 1)"),
+            ("target_kl", self.target_kl >= 0, "must be >= 0"),
+            ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0"),
+            ("gamma", 0 < self.gamma <= 1, "must be in (0, 1]"),
+            ("gae_lambda", 0 <= self.gae_lambda <= 1, "must be in [0, 1]"),
+            ("baseline_ridge", self.baseline_ridge >= 0, "must be >= 0"),
+            ("hidden_sizes", all(size >= 1 for size in self.hidden_sizes),
+             "must be positive layer widths"),
+        ]
+        for name, ok, rule in checks:
+            value = getattr(self, name)
+            finite = not isinstance(value, float) or math.isfinite(value)
+            if not (ok and finite):
+                raise GameadaptError(f"invalid algorithm option {name}={value!r}: {rule}")
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    """``value`` as the option's type (``bool``, ``int``, ``float``, ``str`` or int tuple)."""
+    try:
+        if kind is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(int(item) for item in items if str(item).strip())
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)
+                                       and not value.is_integer()):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise GameadaptError(f"invalid algorithm option {name}={value!r}: "
+                             f"expected {kind.__name__}") from None
+
+
+def derive_seed(seed: int, purpose: int) -> int:
+    """An independent non-negative seed for ``purpose`` (0: pre episodes, 1: post episodes)."""
+    return stream_key(seed, purpose) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def detached(params: Params) -> Params:
+    """The same values without autograd history."""
+    return {name: value.detach() for name, value in params.items()}
+
+
+UpdateRule = Callable[..., dict[str, float]]
+"""``rule(learner, policy, params, optimizer, pre, post, adapted) -> stats``: changes
+``params`` in place from one meta-batch (``pre``/``post`` are :class:`TaskBatch` es,
+``adapted`` the detached per-task parameters that sampled ``post``)."""
+
+
+class Learner:
+    """Shared skeleton of MAML, FOMAML, Reptile and the baselines (see the module doc).
+
+    ``update`` is the algorithm's update rule; ``None`` means the shared parameters are
+    never trained (``trains`` is False), as for the from-scratch baseline.
+    """
+
+    def __init__(self, name: str, config: LearnerConfig, update: UpdateRule | None) -> None:
+        self.name = name
+        self.config = config
+        self.update_rule = update
+        self.trains = update is not None
+
+    def make_policy(self, observation_space: gymnasium.spaces.Box,
+                    action_space: gymnasium.spaces.Space) -> MLPPolicy:
+        """A freshly initialised :class:`MLPPolicy` with the configured layers."""
+        return MLPPolicy(observation_space, action_space, self.config.hidden_sizes,
+                         self.config.init_log_std)
+
+    def make_optimizer(self, params: Params) -> torch.optim.Optimizer:
+        """Adam over the shared parameters at ``outer_lr``."""
+        return torch.optim.Adam(list(params.values()), lr=self.config.outer_lr)
+
+    def task_batch(self, episodes: Episodes) -> TaskBatch:
+        """Episodes with the configured advantages."""
+        cfg = self.config
+        return make_task_batch(episodes, cfg.gamma, cfg.gae_lambda, ridge=cfg.baseline_ridge,
+                               normalize=cfg.normalize_advantages)
+
+    def adapt(self, policy: MLPPolicy, params: Params, episodes: Episodes,
+              steps: int | None = None) -> Params:
+        """Per-task parameters ``[M, ...]`` after ``steps`` (default ``inner_steps``) inner steps."""
+        batch = self.task_batch(episodes)
+        steps = self.config.inner_steps if steps is None else steps
+        adapted = adapt(policy, expand_params(detached(params), batch.num_tasks), batch,
+                        self.config.inner_lr, steps, first_order=True)
+        return detached(adapted)
+
+    def meta_train_step(self, policy: MLPPolicy, params: Params,
+                        optimizer: torch.optim.Optimizer, game: BatchedGame,
+                        seed: int) -> dict[str, float]:
+        """Sample pre episodes, adapt, sample post episodes, :meth:`update`; return metrics."""
+        shared = detached(params)
+        pre_episodes = sample_episodes(game, policy, expand_params(shared, game.num_tasks),
+                                       derive_seed(seed, 0))
+        adapted = self.adapt(policy, shared, pre_episodes)
+        post_episodes = sample_episodes(game, policy, adapted, derive_seed(seed, 1))
+        pre, post = self.task_batch(pre_episodes), self.task_batch(post_episodes)
+        stats = {}
+        if self.update_rule is not None:
+            stats = self.update_rule(self, policy, params, optimizer, pre, post, adapted)
+        if self.trains and self.config.normalize_observations:
+            policy.update_normalizer(torch.cat([pre.observations, post.observations]),
+                                     torch.cat([pre.mask, post.mask]))
+        return {
+            "pre_return": pre_episodes.returns.mean().item(),
+            "post_return": post_episodes.returns.mean().item(),
+            "env_steps": float(pre_episodes.num_steps + post_episodes.num_steps),
+            **stats,
+        }
+
+    def optimize_surrogate(self, policy: MLPPolicy, params: Params,
+                           optimizer: torch.optim.Optimizer, pre: TaskBatch, post: TaskBatch,
+                           inner_steps: int, first_order: bool) -> dict[str, float]:
+        """``outer_epochs`` optimiser steps on :func:`gameadapt.meta.outer_loss`."""
+        cfg = self.config
+        for epoch in range(cfg.outer_epochs):
+            loss, stats = outer_loss(policy, params, pre, post, cfg.inner_lr, inner_steps,
+                                     first_order, cfg.outer_objective, cfg.clip)  # type: ignore[arg-type]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
+            optimizer.step()
+            if cfg.target_kl > 0 and stats["approx_kl"].item() > cfg.target_kl:
+                break
+        return {"outer_loss": loss.item(), "approx_kl": stats["approx_kl"].item(),
+                "clip_fraction": stats["clip_fraction"].item(), "outer_epochs_run": epoch + 1.0}
+
+
+@torch.no_grad()
+def evaluate_adaptation(algorithm: Any, policy: MLPPolicy, params: Params, game: BatchedGame,
+                        seed: int, steps: int) -> torch.Tensor:
+    """Per-task mean return ``[steps + 1, M]`` after 0, 1, ..., ``steps`` inner steps.
+
+    Every task adapts from the same pre-adaptation episodes (sampled with ``params``); the
+    episodes after each step share one noise seed, so the rows differ only by adaptation.
+    """
+    shared = detached(params)
+    pre = sample_episodes(game, policy, expand_params(shared, game.num_tasks),
+                          derive_seed(seed, 0))
+    rows = [pre.returns.mean(1)]
+    for k in range(1, steps + 1):
+        with torch.enable_grad():
+            adapted = algorithm.adapt(policy, shared, pre, k)
+        rows.append(sample_episodes(game, policy, adapted, derive_seed(seed, 1)).returns.mean(1))
+    return torch.stack(rows)

@@ -1,0 +1,158 @@
+"""The functional math of gradient-based meta-learning: params dict in, params dict out.
+
+Notation (Finn et al., 2017): per task ``i``, an inner step ``θ'ᵢ = θ − α ∇θ Lᵢ(θ)`` on
+episodes sampled with ``θ``; the outer loss is evaluated on episodes sampled with ``θ'ᵢ`` and
+differentiated *through* the inner step (second order) unless ``first_order`` detaches the
+inner gradient. The inner step is ``torch.func.grad`` under ``torch.func.vmap`` over tasks,
+so a meta-batch is one batched computation; :func:`reference_meta_gradient` is the same
+meta-gradient as a per-task Python loop with ``torch.autograd.grad(create_graph=True)``.
+
+All losses read a :class:`TaskBatch`: time-major ``[T, M, E, ...]`` tensors holding the
+episodes, their sampling log-probabilities and their (per-task) advantages.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Literal, NamedTuple
+
+import torch
+from torch.func import grad, vmap
+
+from .advantages import baseline_advantages
+from .policy import MLPPolicy, Params, evaluate_actions, expand_params
+from .rollout import Episodes
+
+Objective = Literal["ppo", "vpg"]
+OBJECTIVES: tuple[str, ...] = ("ppo", "vpg")
+
+
+class TaskBatch(NamedTuple):
+    """What the losses read from a round of episodes; every field is ``[T, M, E, ...]``."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    mask: torch.Tensor
+    log_probs: torch.Tensor  # of the sampling policy, no gradient
+    advantages: torch.Tensor  # no gradient
+
+    @property
+    def num_tasks(self) -> int:
+        return self.mask.shape[1]
+
+    def task(self, index: int) -> TaskBatch:
+        """One task's batch, every field ``[T, E, ...]``."""
+        return TaskBatch(*(field[:, index] for field in self))
+
+
+def make_task_batch(episodes: Episodes, gamma: float, gae_lambda: float, *,
+                    ridge: float = 1e-5, normalize: bool = True) -> TaskBatch:
+    """Episodes plus their GAE advantages from a per-task linear baseline."""
+    advantages = baseline_advantages(episodes.observations, episodes.rewards, episodes.mask,
+                                     gamma, gae_lambda, ridge=ridge, normalize=normalize)
+    return TaskBatch(episodes.observations, episodes.actions, episodes.mask,
+                     episodes.log_probs, advantages)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the entries where ``mask`` is 1."""
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def inner_loss(policy: MLPPolicy, params: Params, batch: TaskBatch) -> torch.Tensor:
+    """REINFORCE loss of one task (``batch`` fields ``[T, E, ...]``): ``−mean(log π · A)``."""
+    log_probs, _ = evaluate_actions(policy, params, batch.observations, batch.actions)
+    return -masked_mean(log_probs * batch.advantages, batch.mask)
+
+
+def adapt(policy: MLPPolicy, params: Params, batch: TaskBatch, inner_lr: float,
+          steps: int = 1, first_order: bool = False) -> Params:
+    """``steps`` inner SGD steps per task on ``batch``; ``params`` and the result are ``[M, ...]``.
+
+    Differentiable with respect to ``params`` (second order) unless ``first_order``, which
+    detaches each inner gradient.
+    """
+    inner_grad = grad(partial(inner_loss, policy))
+
+    def adapt_one(task_params: Params, task_batch: TaskBatch) -> Params:
+        for _ in range(steps):
+            grads = inner_grad(task_params, task_batch)
+            task_params = {name: value - inner_lr * (grads[name].detach() if first_order
+                                                     else grads[name])
+                           for name, value in task_params.items()}
+        return task_params
+
+    if steps == 0:
+        return params
+    return vmap(adapt_one, in_dims=(0, 1))(params, batch)
+
+
+def surrogate_loss(log_probs: torch.Tensor, batch: TaskBatch, objective: Objective = "ppo",
+                   clip: float = 0.2) -> torch.Tensor:
+    """Per-step policy loss: PPO's clipped surrogate, or the importance-weighted gradient."""
+    ratio = torch.exp(log_probs - batch.log_probs)
+    if objective == "vpg":
+        return -ratio * batch.advantages
+    clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    return -torch.minimum(ratio * batch.advantages, clipped * batch.advantages)
+
+
+def task_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-task masked means of ``[T, M, E]`` values, averaged over tasks."""
+    per_task = (values * mask).sum(dim=(0, 2)) / mask.sum(dim=(0, 2)).clamp_min(1.0)
+    return per_task.mean()
+
+
+def outer_loss(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatch,
+               inner_lr: float, inner_steps: int = 1, first_order: bool = False,
+               objective: Objective = "ppo", clip: float = 0.2
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The meta-objective on ``post`` after adapting the shared ``params`` on ``pre``.
+
+    Returns the loss (mean over tasks of each task's masked mean) and detached statistics
+    ``approx_kl`` and ``clip_fraction``. ``inner_steps=0`` gives the plain multi-task loss.
+    """
+    adapted = adapt(policy, expand_params(params, post.num_tasks), pre, inner_lr,
+                    inner_steps, first_order)
+    log_probs, _ = vmap(partial(evaluate_actions, policy), in_dims=(0, 1, 1), out_dims=1)(
+        adapted, post.observations, post.actions)
+    loss = task_mean(surrogate_loss(log_probs, post, objective, clip), post.mask)
+    with torch.no_grad():
+        log_ratio = log_probs - post.log_probs
+        stats = {
+            "approx_kl": task_mean(torch.expm1(log_ratio) - log_ratio, post.mask),
+            "clip_fraction": task_mean(((log_ratio.exp() - 1.0).abs() > clip).float(), post.mask),
+        }
+    return loss, stats
+
+
+def meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatch,
+                  inner_lr: float, inner_steps: int = 1, first_order: bool = False,
+                  objective: Objective = "ppo", clip: float = 0.2) -> Params:
+    """Gradient of :func:`outer_loss` with respect to the shared ``params`` (vmapped)."""
+    loss, _ = outer_loss(policy, params, pre, post, inner_lr, inner_steps, first_order,
+                         objective, clip)
+    return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+
+
+def reference_meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch,
+                            post: TaskBatch, inner_lr: float, inner_steps: int = 1,
+                            first_order: bool = False, objective: Objective = "ppo",
+                            clip: float = 0.2) -> Params:
+    """:func:`meta_gradient` computed task by task with ``autograd.grad(create_graph=True)``."""
+    total = torch.zeros(())
+    for index in range(post.num_tasks):
+        task_pre, task_post = pre.task(index), post.task(index)
+        task_params = dict(params)
+        for _ in range(inner_steps):
+            loss = inner_loss(policy, task_params, task_pre)
+            grads = torch.autograd.grad(loss, list(task_params.values()),
+                                        create_graph=not first_order)
+            task_params = {name: value - inner_lr * g
+                           for (name, value), g in zip(task_params.items(), grads)}
+        log_probs, _ = evaluate_actions(policy, task_params, task_post.observations,
+                                        task_post.actions)
+        per_step = surrogate_loss(log_probs, task_post, objective, clip)
+        total = total + masked_mean(per_step, task_post.mask)
+    total = total / post.num_tasks
+    return dict(zip(params, torch.autograd.grad(total, list(params.values()))))

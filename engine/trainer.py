@@ -1,0 +1,224 @@
+"""Meta-training: the loop behind ``gameadapt train``.
+
+Every iteration samples a fresh meta-batch of variants from the configured split, builds
+one batched game for it and lets the algorithm do one meta-iteration. Everything random is
+derived from ``(seed, iteration)``, and the checkpoint holds the policy, the optimiser and
+the iteration, so a resumed run ends bit-identical to an uninterrupted one (on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from . import __version__
+from .algorithm import AlgorithmSpec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import GameadaptError
+from .game import GameSpec
+from .hashrandom import stream_key
+from .policy import policy_params, resolve_device
+from .registry import get_registry
+from .rollout import make_batched_game
+from .runs import RunDir, RunError
+from .tbevents import ScalarWriter
+from .variants import SPLITS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``gameadapt train`` runs; ``options`` are the algorithm's hyper-parameters."""
+
+    game: str
+    algorithm: str = "maml"
+    iterations: int = 100
+    meta_batch: int = 20
+    envs_per_task: int = 20
+    variant_split: str = "train"
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 5
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise a one-line :class:`GameadaptError` for the first invalid value."""
+        for name in ("iterations", "meta_batch", "envs_per_task", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GameadaptError(f"invalid {name.replace('_', '-')} {value!r}: must be an "
+                                     f"integer >= 1")
+        if self.variant_split not in SPLITS:
+            raise GameadaptError(f"invalid variant-split {self.variant_split!r}: "
+                                 f"use train or test")
+        if not isinstance(self.options, dict):
+            raise GameadaptError("algorithm options must be a table of key = value")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML training config: top-level TrainConfig keys plus an ``[options]`` table."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GameadaptError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GameadaptError(f"config file {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GameadaptError(f"config file {path}: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(known))})")
+    return data
+
+
+def make_config(values: Mapping[str, Any]) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a mapping of its fields."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GameadaptError(f"unknown training setting {unknown[0]!r}")
+    if "game" not in values:
+        raise GameadaptError("no game given")
+    config = TrainConfig(**values)
+    config.validate()
+    return config
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The seed of everything random in one iteration."""
+    return stream_key(seed, iteration) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass
+class Session:
+    """Everything a running or resumed training holds in memory."""
+
+    config: TrainConfig
+    spec: GameSpec
+    algorithm_spec: AlgorithmSpec
+    algorithm: Any
+    policy: torch.nn.Module
+    params: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    iteration: int = 0
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "game": self.config.game,
+            "algorithm": self.config.algorithm,
+            "iteration": self.iteration,
+            "engine_version": __version__,
+            "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+        }
+
+
+def build_session(config: TrainConfig) -> Session:
+    """Resolve the game and algorithm and make a fresh policy and optimiser."""
+    registry = get_registry()
+    spec = registry.game(config.game)
+    algorithm_spec = registry.algorithm(config.algorithm)
+    kind = "discrete" if spec.is_discrete else "continuous"
+    if kind not in algorithm_spec.action_kinds:
+        raise GameadaptError(f"algorithm {algorithm_spec.id!r} does not support {kind} actions "
+                             f"(game {spec.id!r})")
+    if spec.api == "pettingzoo" and spec.make_batched is None:
+        raise GameadaptError(f"game {spec.id!r} has no single-agent training view")
+    algorithm = algorithm_spec.make(config.options)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    policy = algorithm.make_policy(spec.observation_space, spec.action_space).to(device)
+    params = policy_params(policy)
+    optimizer = algorithm.make_optimizer(params)
+    return Session(config, spec, algorithm_spec, algorithm, policy, params, optimizer, device)
+
+
+def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
+    """Rebuild a session from a run folder's config and latest checkpoint."""
+    config = config or make_config(run.read_config()["train"])
+    session = build_session(config)
+    if run.checkpoint_path.exists():
+        payload = load_checkpoint(run.checkpoint_path,
+                                  expect={"game": config.game, "algorithm": config.algorithm})
+        try:
+            session.policy.load_state_dict(payload["policy"])
+            session.optimizer.load_state_dict(payload["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise RunError(f"checkpoint {run.checkpoint_path} does not fit this run's policy "
+                           f"({str(exc).splitlines()[0][:120]})") from None
+        session.iteration = int(payload["iteration"])
+    return session
+
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def train(session: Session, run: RunDir, progress: ProgressCallback | None = None) -> Session:
+    """Run meta-iterations until ``config.iterations``, logging and checkpointing."""
+    config = session.config
+    space = session.spec.variant_space
+    run.truncate_metrics(session.iteration)
+    writer = ScalarWriter(run.tensorboard_dir)
+    try:
+        while session.iteration < config.iterations:
+            started = time.perf_counter()
+            seed = iteration_seed(config.seed, session.iteration)
+            variants = space.sample(config.variant_split, config.meta_batch, seed)  # type: ignore[arg-type]
+            game = make_batched_game(session.spec, variants, config.envs_per_task, session.device)
+            metrics = session.algorithm.meta_train_step(session.policy, session.params,
+                                                        session.optimizer, game, seed)
+            _close(game)
+            seconds = time.perf_counter() - started
+            row = {"iteration": session.iteration, **metrics, "seconds": seconds,
+                   "env_steps_per_s": metrics.get("env_steps", 0.0) / max(seconds, 1e-9)}
+            run.append_metrics([row])
+            writer.add_scalars(session.iteration,
+                               {f"train/{k}": float(v) for k, v in row.items() if k != "iteration"})
+            session.iteration += 1
+            if session.iteration % config.checkpoint_every == 0 or \
+                    session.iteration == config.iterations:
+                save_checkpoint(run.checkpoint_path, session.checkpoint_payload())
+            if progress is not None:
+                progress(row)
+    finally:
+        writer.close()
+    return session
+
+
+def start_run(config: TrainConfig, run: RunDir) -> Session:
+    """Create a run folder for ``config`` and return its fresh session."""
+    session = build_session(config)
+    run.create({"format": "gameadapt-run/1", "engine_version": __version__,
+                "game": config.game, "algorithm": config.algorithm, "train": config.to_json(),
+                "algorithm_config": _algorithm_config(session.algorithm)})
+    return session
+
+
+def _algorithm_config(algorithm: Any) -> dict[str, Any]:
+    config = getattr(algorithm, "config", None)
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+
+
+def _close(game: Any) -> None:
+    close = getattr(game, "close", None)
+    if callable(close):
+        close()
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value

@@ -1,0 +1,43 @@
+"""Built-in algorithm plugin: MAML (second order) and first-order MAML.
+
+The outer step is a multi-epoch clipped surrogate (or policy gradient) on the episodes
+sampled after adaptation, differentiated through the inner step that is recomputed from the
+pre-adaptation episodes at every epoch (see :func:`gameadapt.meta.outer_loss`).
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from gameadapt import hookimpl
+from gameadapt.algorithm import AlgorithmSpec
+
+if TYPE_CHECKING:
+    from gameadapt.learner import Learner
+
+
+def maml_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
+                post: Any, adapted: Any, *, first_order: bool) -> dict[str, float]:
+    """Outer epochs on the post-adaptation surrogate, through the inner step."""
+    return learner.optimize_surrogate(policy, params, optimizer, pre, post,
+                                      learner.config.inner_steps, first_order)
+
+
+def make_maml(config: Mapping[str, Any] | None = None, *, first_order: bool = False) -> Learner:
+    """A (first-order if asked) MAML learner from an options mapping."""
+    from gameadapt.learner import Learner, LearnerConfig
+
+    return Learner("fomaml" if first_order else "maml", LearnerConfig.from_mapping(config),
+                   partial(maml_update, first_order=first_order))
+
+
+@hookimpl
+def register_algorithms(register: Callable[[AlgorithmSpec], None]) -> None:
+    """Register ``maml`` and ``fomaml``."""
+    register(AlgorithmSpec("maml", "MAML, second order: adapts in a few policy-gradient steps; "
+                                   "the outer step is a clipped surrogate through the inner step.",
+                           make_maml))
+    register(AlgorithmSpec("fomaml", "First-order MAML: like maml without the second-order "
+                                     "terms (cheaper).", partial(make_maml, first_order=True)))

@@ -1,0 +1,44 @@
+"""Built-in algorithm plugin: Reptile (Nichol et al., 2018) for policies.
+
+Each meta-iteration adapts θ per task with the inner SGD steps and moves θ towards the mean
+of the adapted parameters: the outer optimiser (Adam) is fed ``θ − mean_i θ'ᵢ`` as gradient.
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from gameadapt import hookimpl
+from gameadapt.algorithm import AlgorithmSpec
+
+if TYPE_CHECKING:
+    from gameadapt.learner import Learner
+
+
+def reptile_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
+                   post: Any, adapted: Any) -> dict[str, float]:
+    """One optimiser step along ``θ − mean_i θ'ᵢ``."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for name, value in params.items():
+            value.grad = value.detach() - adapted[name].mean(0)
+        norm = torch.sqrt(sum((value.grad**2).sum() for value in params.values()))
+    optimizer.step()
+    return {"reptile_step_norm": norm.item()}
+
+
+def make_reptile(config: Mapping[str, Any] | None = None) -> Learner:
+    """A Reptile learner from an options mapping."""
+    from gameadapt.learner import Learner, LearnerConfig
+
+    return Learner("reptile", LearnerConfig.from_mapping(config), reptile_update)
+
+
+@hookimpl
+def register_algorithms(register: Callable[[AlgorithmSpec], None]) -> None:
+    """Register ``reptile``."""
+    register(AlgorithmSpec("reptile", "Reptile: moves the initialisation towards each task's "
+                                      "adapted parameters (first order).", make_reptile))

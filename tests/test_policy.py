@@ -1,0 +1,132 @@
+"""MLP policy heads, functional calls, observation normalisation and device resolution."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+from gameadapt.errors import GameadaptError
+from gameadapt.policy import (
+    MLPPolicy,
+    distribution_params,
+    evaluate_actions,
+    expand_params,
+    greedy_action,
+    policy_params,
+    resolve_device,
+)
+
+OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+BOX = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+DISCRETE = gymnasium.spaces.Discrete(5)
+
+
+@pytest.fixture(params=["box", "discrete"])
+def policy(request: pytest.FixtureRequest) -> MLPPolicy:
+    torch.manual_seed(0)
+    return MLPPolicy(OBS, BOX if request.param == "box" else DISCRETE, (16, 8),
+                     init_log_std=-0.3)
+
+
+def test_layers_and_params(policy: MLPPolicy) -> None:
+    params = policy_params(policy)
+    assert [n for n in params if n.endswith("weight")] == ["body.0.weight", "body.2.weight",
+                                                          "head.weight"]
+    assert ("log_std" in params) == (not policy.discrete)
+    assert all(p is q for p, q in zip(params.values(), policy.parameters()))
+    assert {"obs_mean", "obs_var", "obs_count"} <= {n for n, _ in policy.named_buffers()}
+
+
+def test_log_prob_and_entropy_match_torch_distributions(policy: MLPPolicy) -> None:
+    obs = torch.randn(4, 6, 3)
+    params = policy_params(policy)
+    dist = distribution_params(policy, params, obs)
+    reference = policy.to_distribution(dist)
+    actions = reference.sample()
+    log_prob, entropy = evaluate_actions(policy, params, obs, actions)
+    assert log_prob.shape == entropy.shape == (4, 6)
+    torch.testing.assert_close(log_prob, reference.log_prob(actions))
+    torch.testing.assert_close(entropy, reference.entropy())
+
+
+def test_gaussian_log_std_is_state_independent() -> None:
+    policy = MLPPolicy(OBS, BOX, init_log_std=-0.5)
+    mean, log_std = distribution_params(policy, policy_params(policy), torch.randn(7, 3))
+    assert mean.shape == log_std.shape == (7, 2)
+    assert torch.all(log_std == -0.5)
+
+
+def test_sampling_uses_the_generator(policy: MLPPolicy) -> None:
+    dist = distribution_params(policy, policy_params(policy), torch.randn(50, 3))
+    first = policy.sample(dist, torch.Generator().manual_seed(3))
+    again = policy.sample(dist, torch.Generator().manual_seed(3))
+    other = policy.sample(dist, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.dtype == (torch.long if policy.discrete else torch.float32)
+
+
+def test_categorical_sampling_follows_the_probabilities() -> None:
+    policy = MLPPolicy(OBS, DISCRETE, (4,))
+    logits = torch.tensor([[2.0, 0.0, -1.0, 0.5, -3.0]]).expand(40_000, 5)
+    samples = policy.sample((logits,), torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(samples, minlength=5).float() / samples.numel()
+    torch.testing.assert_close(frequencies, torch.softmax(logits[0], -1), atol=0.01, rtol=0)
+
+
+def test_greedy_action(policy: MLPPolicy) -> None:
+    obs = torch.randn(5, 3)
+    dist = distribution_params(policy, policy_params(policy), obs)
+    expected = dist[0].argmax(-1) if policy.discrete else dist[0]
+    assert torch.equal(greedy_action(policy, obs), expected)
+
+
+def test_functional_call_uses_the_given_params(policy: MLPPolicy) -> None:
+    obs = torch.randn(5, 3)
+    params = policy_params(policy)
+    shifted = {name: value + 0.1 for name, value in params.items()}
+    assert not torch.allclose(distribution_params(policy, shifted, obs)[0],
+                              distribution_params(policy, params, obs)[0])
+    torch.testing.assert_close(distribution_params(policy, params, obs)[0], policy(obs))
+
+
+def test_expand_params_adds_a_task_dimension(policy: MLPPolicy) -> None:
+    batched = expand_params(policy_params(policy), 4)
+    assert all(b.shape == (4, *p.shape) for b, p in zip(batched.values(),
+                                                        policy_params(policy).values()))
+
+
+def test_normalizer_merges_batches_and_respects_the_mask() -> None:
+    policy = MLPPolicy(OBS, BOX)
+    first, second = torch.randn(30, 3) * 2 + 1, torch.randn(3, 20, 3) - 4
+    mask = torch.ones(3, 20)
+    mask[1:, 15:] = 0
+    policy.update_normalizer(first)
+    policy.update_normalizer(second, mask)
+    everything = torch.cat([first, second[mask > 0]]).double()
+    torch.testing.assert_close(policy.obs_mean.double(), everything.mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(policy.obs_var.double(), everything.var(0, unbiased=False),
+                               rtol=1e-5, atol=1e-5)
+    assert policy.obs_count.item() == everything.shape[0]
+    obs = torch.randn(4, 3)
+    expected = (obs - policy.obs_mean) / torch.sqrt(policy.obs_var + 1e-8)
+    torch.testing.assert_close(policy.normalize(obs), expected)
+    assert not any(b.requires_grad for b in policy.buffers())
+
+
+def test_unsupported_spaces_are_rejected() -> None:
+    with pytest.raises(GameadaptError, match="action spaces"):
+        MLPPolicy(OBS, gymnasium.spaces.MultiBinary(3))
+    with pytest.raises(GameadaptError, match="observation space"):
+        MLPPolicy(gymnasium.spaces.Discrete(3), BOX)
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(GameadaptError, match="unknown device"):
+        resolve_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(GameadaptError, match="CUDA is not available"):
+            resolve_device("cuda")

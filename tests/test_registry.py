@@ -1,0 +1,289 @@
+"""The plugin contract end to end: discovery, failures, duplicates, restriction, the example.
+
+Tests marked ``slow`` use the plugin packages pip-installed once per session (see
+``conftest.plugin_site``); the others build their plugins in-process.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any, Callable
+
+import click
+import gymnasium
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gymnasium.utils.env_checker import check_env
+
+from gameadapt.errors import UnknownIdError
+from gameadapt.game import GameSpec
+from gameadapt.registry import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, Registry, get_registry
+
+THIRD_PARTY = {"example", "broken", "duplicate"}
+ToyGame = Callable[[str], GameSpec]
+
+
+def third_party_names(registry: Registry) -> set[str]:
+    return {name for name, info in registry.plugins.items() if not info.builtin}
+
+
+# -- pip-installed plugins, found through the "gameadapt" entry-point group -----------------
+@pytest.mark.slow
+def test_example_plugin_is_discovered_through_its_entry_point(installed_plugins) -> None:
+    registry = get_registry()
+    info = registry.plugins["example"]
+    assert info.ok, info.errors
+    assert (info.version, info.builtin, info.module) == ("0.1.0", False, "gameadapt_example.plugin")
+    assert info.games == ["corridor", "mountaincar"]
+    assert info.hooks == ["register_commands", "register_games"]
+    assert registry.owner("game", "corridor") == "example"
+    assert registry.game("corridor").api == "native"
+    assert registry.game("mountaincar").api == "gymnasium"
+
+
+@pytest.mark.slow
+def test_broken_plugin_is_reported_and_everything_else_works(installed_plugins) -> None:
+    registry = get_registry()
+    broken = registry.plugins["broken"]
+    assert (broken.name, broken.version) == ("broken", "0.0.1")
+    assert len(broken.errors) == 1 and "example failure" in broken.errors[0]
+    assert broken.games == [] and registry.pm.get_plugin("broken") is None
+    assert registry.plugins["example"].ok
+    assert {"corridor", "mountaincar"} <= set(registry.games)
+    assert registry.plugins["gridnav"].ok, registry.plugins["gridnav"].errors
+    assert registry.owner("game", "gridnav") == "gridnav"
+
+
+@pytest.mark.slow
+def test_duplicate_game_id_skips_the_plugin_and_names_both_owners(installed_plugins) -> None:
+    registry = get_registry()
+    duplicate = registry.plugins["duplicate"]  # reported under the newcomer's name ...
+    assert len(duplicate.errors) == 1
+    assert "game id 'gridnav'" in duplicate.errors[0]
+    assert "already registered by plugin 'gridnav'" in duplicate.errors[0]  # ... naming the owner
+    # skipped as a whole: the game it registered before the clash is not kept either
+    assert duplicate.games == [] and "duplicate-extra" not in registry.games
+    assert registry.pm.get_plugin("duplicate") is None
+    assert registry.owner("game", "gridnav") == "gridnav"
+    assert registry.game("gridnav").api == "native"
+
+
+@pytest.mark.slow
+def test_unset_load_plugins_loads_every_installed_plugin(installed_plugins) -> None:
+    assert THIRD_PARTY <= third_party_names(get_registry())
+
+
+@pytest.mark.slow
+def test_empty_load_plugins_loads_no_third_party_plugin_but_every_builtin(
+        installed_plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LOAD_PLUGINS_ENV, "")
+    registry = get_registry()
+    assert third_party_names(registry) == set()
+    builtins = {info.module for info in registry.plugins.values() if info.builtin}
+    assert builtins == set(DEFAULT_PLUGINS)
+    assert "gridnav" in registry.games
+    with pytest.raises(UnknownIdError):
+        registry.game("corridor")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("allowed", ["example", "gameadapt-example", " example , unknown "])
+def test_load_plugins_by_entry_point_or_distribution_name(
+        installed_plugins, monkeypatch: pytest.MonkeyPatch, allowed: str) -> None:
+    monkeypatch.setenv(LOAD_PLUGINS_ENV, allowed)
+    registry = get_registry()
+    assert third_party_names(registry) == {"example"}
+    assert registry.plugins["example"].ok
+    assert "gridnav" in registry.games
+
+
+@pytest.mark.slow
+def test_installed_command_reaches_the_real_cli(installed_plugins, subprocess_env) -> None:
+    """``gameadapt corridor-info`` exists in a fresh process once the example is installed."""
+    env = subprocess_env(installed_plugins)
+    env.pop(LOAD_PLUGINS_ENV, None)
+    completed = subprocess.run(
+        [sys.executable, "-c", "from gameadapt.cli import cli; cli()", "corridor-info",
+         "--seed", "3", "--length", "10"],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "corridor seed=3 length=10: goal at cell" in completed.stdout
+
+
+# -- in-process plugins --------------------------------------------------------------------
+def test_plugin_raising_in_register_games_is_skipped_with_its_partial_games(
+        fresh_registry, fake_plugin: Callable[..., str], toy_game: ToyGame) -> None:
+    def raising(register: Callable[[GameSpec], None]) -> None:
+        register(toy_game("partial-game"))
+        raise RuntimeError("boom while registering")
+
+    bad = fake_plugin("bad", register_games=raising)
+    good = fake_plugin("good", register_games=lambda register: register(toy_game("good-game")))
+    registry = Registry().load(builtins=(bad, good))
+    info = registry.plugins[bad]
+    assert info.errors == ["RuntimeError: boom while registering"]
+    assert info.games == [] and "partial-game" not in registry.games
+    assert registry.pm.get_plugin(bad) is None  # none of its hooks stays registered
+    assert registry.plugins[good].ok and registry.owner("game", "good-game") == good
+
+
+@pytest.mark.parametrize("not_a_spec", ["corridor", {"id": "corridor"}, None])
+def test_registering_something_that_is_not_a_game_spec_is_an_error(
+        fresh_registry, fake_plugin: Callable[..., str], not_a_spec: Any) -> None:
+    name = fake_plugin("wrong", register_games=lambda register: register(not_a_spec))
+    registry = Registry().load(builtins=(name,))
+    errors = registry.plugins[name].errors
+    assert len(errors) == 1 and "TypeError" in errors[0] and "GameSpec" in errors[0]
+    assert registry.games == {}
+
+
+def test_same_plugin_registering_one_id_twice_is_an_error(
+        fresh_registry, fake_plugin: Callable[..., str], toy_game: ToyGame) -> None:
+    def twice(register: Callable[[GameSpec], None]) -> None:
+        register(toy_game("twin"))
+        register(toy_game("twin"))
+
+    name = fake_plugin("twice", register_games=twice)
+    registry = Registry().load(builtins=(name,))
+    assert "registered twice" in registry.plugins[name].errors[0]
+    assert "twin" not in registry.games
+
+
+def test_failing_register_commands_is_reported_and_leaves_the_cli_intact(
+        fresh_registry, fake_plugin: Callable[..., str]) -> None:
+    def add_then_fail(cli: click.Group) -> None:
+        cli.add_command(click.Command("half-added"))
+        raise ValueError("no commands today")
+
+    name = fake_plugin("cmds", register_commands=add_then_fail)
+    registry = Registry().load(builtins=(name,))
+    group = click.Group("gameadapt", commands=[click.Command("games")])
+    registry.add_commands(group)
+    assert set(group.commands) == {"games"}
+    assert registry.plugins[name].errors == ["register_commands: ValueError: no commands today"]
+
+
+# -- the example plugin, imported from its source folder -----------------------------------
+@pytest.fixture
+def example_registry(fresh_registry, example_on_path) -> Registry:
+    """A registry holding only the example plugin (loaded the way built-ins are)."""
+    registry = Registry().load(builtins=("gameadapt_example.plugin",))
+    assert registry.plugins["plugin"].ok, registry.plugins["plugin"].errors
+    return registry
+
+
+def test_commands_hook_adds_corridor_info(example_registry: Registry) -> None:
+    group = click.Group("gameadapt")
+    example_registry.add_commands(group)
+    assert "corridor-info" in group.commands
+    result = CliRunner().invoke(group, ["corridor-info", "--seed", "3", "--length", "10"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("corridor seed=3 length=10: goal at cell ")
+    assert len(lines[1]) == 10 and lines[1].count("G") == 1
+    bad = CliRunner().invoke(group, ["corridor-info", "--length", "99"])
+    assert bad.exit_code != 0 and "outside 3..16" in bad.output
+
+
+def corridor_variants(registry: Registry) -> list[dict]:
+    space = registry.game("corridor").variant_space
+    reversed_long = {"level": {"seed": 5, "length": 16}, "rules": {"controls": "reversed"}}
+    return ([space.default(), space.validate(reversed_long)]
+            + space.sample("train", 3, seed=1) + space.sample("test", 3, seed=1))
+
+
+def test_example_native_game_passes_check_env(example_registry: Registry) -> None:
+    spec = example_registry.game("corridor")
+    for variant in corridor_variants(example_registry):
+        env = spec.make_env(variant)
+        check_env(env, skip_render_check=True)
+        assert spec.observation_space == env.observation_space
+        assert spec.action_space == env.action_space
+    # made through its gymnasium id, the env has a spec, so check_env also tries every render mode
+    check_env(gymnasium.make(spec.gym_id, render_mode="ansi").unwrapped)
+
+
+def test_example_batched_view_agrees_with_the_single_view_step_for_step(
+        example_registry: Registry) -> None:
+    torch = pytest.importorskip("torch")
+    spec = example_registry.game("corridor")
+    variants = corridor_variants(example_registry)
+    num_tasks, envs_per_task, seed = len(variants), 4, 11
+    batch = spec.make_batched(variants, envs_per_task, "cpu")
+    assert (batch.num_tasks, batch.envs_per_task) == (num_tasks, envs_per_task)
+    assert batch.horizon == 2 * max(v["level"]["length"] for v in variants)
+    actions = np.random.default_rng(0).integers(0, 2, (batch.horizon, num_tasks, envs_per_task))
+
+    observation = batch.reset(seed)
+    assert observation.shape == (num_tasks, envs_per_task, 3)
+    assert observation.dtype == torch.float32
+    singles = [[spec.make_env(v) for _ in range(envs_per_task)] for v in variants]
+    for m, row in enumerate(singles):
+        for e, env in enumerate(row):
+            single_obs, _ = env.reset(seed=seed, options={"stream": m * envs_per_task + e})
+            np.testing.assert_array_equal(observation[m, e].numpy(), single_obs)
+
+    ended = np.zeros((num_tasks, envs_per_task), dtype=bool)
+    for t in range(batch.horizon):
+        previous = observation
+        observation, reward, terminated, truncated = batch.step(torch.as_tensor(actions[t]))
+        assert reward.shape == terminated.shape == truncated.shape == ended.shape
+        for m, row in enumerate(singles):
+            for e, env in enumerate(row):
+                got = (reward[m, e].item(), terminated[m, e].item(), truncated[m, e].item())
+                if ended[m, e]:  # frozen: same observation, no reward, no flags
+                    assert torch.equal(observation[m, e], previous[m, e])
+                    assert got == (0.0, False, False)
+                    continue
+                obs, r, term, trunc, _ = env.step(int(actions[t, m, e]))
+                np.testing.assert_array_equal(observation[m, e].numpy(), obs)
+                assert got == (r, term, trunc)
+                ended[m, e] = term or trunc
+    assert ended.all()  # every episode ends within the horizon
+
+
+def test_example_reversed_controls_swap_the_actions(example_registry: Registry) -> None:
+    spec = example_registry.game("corridor")
+    moved = {}
+    for controls in ("normal", "reversed"):
+        env = spec.make_env({"level": {"length": 16}, "rules": {"controls": controls}})
+        before, _ = env.reset(seed=0)
+        after, *_ = env.step(1)
+        moved[controls] = round(float(after[0] - before[0]) * 15)  # observation[0] = cell / 15
+    assert moved["normal"] in (1, 0) and moved["reversed"] in (-1, 0)
+    assert moved["normal"] != moved["reversed"]
+
+
+def test_example_wrapped_game_applies_the_variant(example_registry: Registry) -> None:
+    spec = example_registry.game("mountaincar")
+    assert [p.name for p in spec.variant_space.split_params()] == ["force", "gravity"]
+    env = spec.make_env({"level": {"max_steps": 300}, "rules": {"force": 0.0008, "gravity": 0.003}})
+    assert (env.unwrapped.force, env.unwrapped.gravity) == (0.0008, 0.003)
+    assert env.spec.max_episode_steps == 300
+    env.reset(seed=0)
+    env.step(2)
+    env.close()
+
+
+def test_example_plugin_imports_without_torch(example_package, subprocess_env) -> None:
+    """Torch is imported by the batched view only, never by the plugin or the single view."""
+    code = ("import sys, gameadapt_example.plugin as p; "
+            "p.corridor.make_env().reset(seed=0); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               env=subprocess_env(example_package), timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+
+
+# -- the plugin guide ----------------------------------------------------------------------
+def test_code_snippets_in_the_plugin_guide_match_the_code(example_package) -> None:
+    """Every ``<!-- snippet: PATH -->`` block of docs/plugins.md is copied verbatim from PATH."""
+    root = example_package.parents[1]
+    guide = (root / "docs" / "plugins.md").read_text(encoding="utf-8")
+    snippets = re.findall(r"<!-- snippet: (\S+) -->\n```\w*\n(.*?)```", guide, flags=re.DOTALL)
+    assert len(snippets) >= 10
+    for path, code in snippets:
+        assert code in (root / path).read_text(encoding="utf-8"), f"snippet out of date: {path}"
