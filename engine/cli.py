@@ -227,6 +227,143 @@ def games_play(game: str, assignments: tuple[str, ...], variant_file: Path | Non
     play_random(spec, variant, seed=seed, steps=steps, echo=click.echo)
 
 
+# -- train / evaluate -------------------------------------------------------------------
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise GameadaptError(f"--{name} must be comma-separated integers, got {text!r}") from None
+
+
+@cli.command("train")
+@click.argument("game", required=False)
+@click.option("--algo", "algorithm", help="Algorithm id (default maml).")
+@click.option("--iterations", type=int, help="Meta-iterations to reach (default 100).")
+@click.option("--meta-batch", type=int, help="Variants (tasks) per meta-iteration (default 20).")
+@click.option("--envs-per-task", type=int, help="Episodes per task and round (default 20).")
+@click.option("--inner-steps", type=int, help="Inner adaptation steps (default 1).")
+@click.option("--inner-lr", type=float, help="Inner learning rate (default 0.1).")
+@click.option("--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
+              help="Any other algorithm option, e.g. -o outer_lr=3e-4 (repeatable).")
+@click.option("--device", help="auto (CUDA if present), cpu or cuda.")
+@click.option("--seed", type=int, help="Seed of everything random (default 0).")
+@click.option("--variant-split", type=click.Choice(SPLITS), help="Split to train on (train).")
+@click.option("--checkpoint-every", type=int, help="Checkpoint every N iterations (default 5).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/GAME-ALGO-seedS).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file with these settings; flags override it.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the run in this folder from its last checkpoint.")
+def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
+                  config_file: Path | None, extra_options: tuple[str, ...], **flags: Any) -> None:
+    """Meta-train an agent on GAME's variants (or continue a run with --resume)."""
+    from .runs import RunDir
+    from .trainer import load_config_file, load_session, make_config, start_run
+
+    if resume is not None:
+        run = RunDir(resume)
+        saved = run.read_config()["train"]
+        if game is not None and game != saved["game"]:
+            raise GameadaptError(f"{resume} is a run of {saved['game']!r}, not {game!r}")
+        allowed = {"iterations", "device"}
+        given = {k for k, v in flags.items() if v is not None} | ({"option"} if extra_options else set())
+        if given - allowed or config_file is not None:
+            raise GameadaptError("--resume continues a run as configured; only --iterations "
+                                 "and --device may be given")
+        overrides = {k: flags[k] for k in allowed if flags[k] is not None}
+        config = make_config({**saved, **overrides})
+        session = load_session(run, config)
+        if overrides:
+            run.write_config({**run.read_config(), "train": config.to_json()})
+    else:
+        values = load_config_file(config_file) if config_file is not None else {}
+        options = dict(values.get("options", {}))
+        for key in ("inner_steps", "inner_lr"):
+            value = flags.pop(key)
+            if value is not None:
+                options[key] = value
+        values.update({k: v for k, v in flags.items() if v is not None})
+        if game is not None:
+            values["game"] = game
+        if "game" not in values:
+            raise GameadaptError("missing GAME (or --resume RUN)")
+        for assignment in extra_options:
+            key, sep, text = assignment.partition("=")
+            if not sep or not key.strip():
+                raise GameadaptError(f"expected --option key=value, got {assignment!r}")
+            options[key.strip()] = text.strip()
+        values["options"] = options
+        config = make_config(values)
+        run = RunDir(run_dir or Path("runs") / f"{config.game}-{config.algorithm}-seed{config.seed}")
+        session = start_run(config, run)
+    _train_with_progress(session, run)
+
+
+def _train_with_progress(session: Any, run: Any) -> None:
+    from .trainer import train
+
+    config = session.config
+    remaining = config.iterations - session.iteration
+    click.echo(f"training {config.algorithm} on {config.game} ({config.meta_batch} tasks x "
+               f"{config.envs_per_task} episodes per iteration, device {session.device}) "
+               f"in {run.path}", err=True)
+    if remaining <= 0:
+        click.echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
+        return
+
+    def show(row: Any) -> str:
+        if row is None:
+            return ""
+        return (f"it {row['iteration'] + 1}  pre {row['pre_return']:.2f}  "
+                f"post {row['post_return']:.2f}  {row['env_steps_per_s']:.0f} steps/s")
+
+    with click.progressbar(length=remaining, label="meta-training", item_show_func=show,
+                           file=sys.stderr) as bar:  # type: ignore[type-var]
+        train(session, run, progress=lambda row: bar.update(1, row))
+    last = run.read_metrics()[-1]
+    click.echo(f"done: {session.iteration} iterations; last pre-adaptation return "
+               f"{last['pre_return']:.3f}, post-adaptation {last['post_return']:.3f}; "
+               f"checkpoint {run.checkpoint_path}")
+
+
+@cli.command("evaluate")
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--tasks", type=int, default=40, show_default=True, help="Variants per seed.")
+@click.option("--episodes", type=int, default=20, show_default=True,
+              help="Episodes per variant, before and after adaptation.")
+@click.option("--steps", default="0,1,3", show_default=True, help="Adaptation step counts.")
+@click.option("--baselines", default="pretrain,scratch", show_default=True,
+              help="Comma-separated baselines given the same data ('' for none).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save a PNG: return vs adaptation steps.")
+@json_option
+def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, steps: str,
+                     baselines: str, seeds: str, plot: Path | None, as_json: bool) -> None:
+    """Return before and after adaptation on held-out variants, vs baselines."""
+    from .evaluate import EvalSettings, evaluate_run, format_results, plot_results, require_pyplot
+
+    if plot is not None:
+        require_pyplot()
+    settings = EvalSettings(split, tasks, episodes, _int_list(steps, "steps"),
+                            _int_list(seeds, "seeds"))
+    names = [b.strip() for b in baselines.split(",") if b.strip()]
+    for name in names:
+        get_registry().algorithm(name)
+    result = evaluate_run(run_path, settings, names,
+                          progress=lambda m: click.echo(f"evaluating {m} ...", err=True))
+    if plot is not None:
+        plot_results(result, plot)
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(format_results(result))
+        if plot is not None:
+            click.echo(f"plot: {plot}")
+
+
 # -- algorithms -------------------------------------------------------------------------
 @cli.group()
 def algorithms() -> None:

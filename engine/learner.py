@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import gymnasium
 import torch
@@ -22,7 +23,7 @@ import torch
 from .errors import GameadaptError
 from .game import BatchedGame
 from .hashrandom import stream_key
-from .meta import OBJECTIVES, TaskBatch, adapt, make_task_batch, outer_loss
+from .meta import INNER_OBJECTIVES, OBJECTIVES, TaskBatch, adapt, make_task_batch, outer_loss
 from .policy import MLPPolicy, Params, expand_params
 from .rollout import Episodes, sample_episodes
 
@@ -35,8 +36,10 @@ class LearnerConfig:
     init_log_std: float = 0.0  # initial log std of a Gaussian policy
     inner_lr: float = 0.1  # α of the inner SGD step
     inner_steps: int = 1  # inner steps in training and the default at adaptation
+    inner_objective: str = "reinforce"  # "reinforce" (MAML) or "lvc" (ProMP's inner loss)
     outer_lr: float = 3e-4  # Adam learning rate of the outer step
-    outer_epochs: int = 5  # optimiser steps per meta-batch (PPO epochs)
+    outer_epochs: int = 5  # passes over each meta-batch (PPO epochs)
+    outer_minibatches: int = 1  # optimiser steps per pass, each on a slice of the tasks
     outer_objective: str = "ppo"  # "ppo" (clipped surrogate) or "vpg" (policy gradient)
     clip: float = 0.2  # PPO ratio clip
     target_kl: float = 0.0  # stop a meta-batch's epochs once approx. KL exceeds it (0: never)
@@ -72,8 +75,11 @@ class LearnerConfig:
         checks = [
             ("inner_lr", self.inner_lr > 0, "must be > 0"),
             ("inner_steps", self.inner_steps >= 1, "must be >= 1"),
+            ("inner_objective", self.inner_objective in INNER_OBJECTIVES,
+             f"must be one of {', '.join(INNER_OBJECTIVES)}"),
             ("outer_lr", self.outer_lr > 0, "must be > 0"),
             ("outer_epochs", self.outer_epochs >= 1, "must be >= 1"),
+            ("outer_minibatches", self.outer_minibatches >= 1, "must be >= 1"),
             ("outer_objective", self.outer_objective in OBJECTIVES,
              f"must be one of {', '.join(OBJECTIVES)}"),
             ("clip", 0 < self.clip < 1, "must be in (0, 1)"),
@@ -164,7 +170,8 @@ class Learner:
         batch = self.task_batch(episodes)
         steps = self.config.inner_steps if steps is None else steps
         adapted = adapt(policy, expand_params(detached(params), batch.num_tasks), batch,
-                        self.config.inner_lr, steps, first_order=True)
+                        self.config.inner_lr, steps, first_order=True,
+                        inner_objective=self.config.inner_objective)  # type: ignore[arg-type]
         return detached(adapted)
 
     def meta_train_step(self, policy: MLPPolicy, params: Params,
@@ -193,20 +200,42 @@ class Learner:
     def optimize_surrogate(self, policy: MLPPolicy, params: Params,
                            optimizer: torch.optim.Optimizer, pre: TaskBatch, post: TaskBatch,
                            inner_steps: int, first_order: bool) -> dict[str, float]:
-        """``outer_epochs`` optimiser steps on :func:`gameadapt.meta.outer_loss`."""
+        """``outer_epochs`` passes of optimiser steps on :func:`gameadapt.meta.outer_loss`.
+
+        Each pass takes one step per slice of the tasks (``outer_minibatches`` slices).
+        Stops early once the approximate KL of a step exceeds ``target_kl`` (if set).
+        """
         cfg = self.config
-        for epoch in range(cfg.outer_epochs):
-            loss, stats = outer_loss(policy, params, pre, post, cfg.inner_lr, inner_steps,
-                                     first_order, cfg.outer_objective, cfg.clip)  # type: ignore[arg-type]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
-            optimizer.step()
-            if cfg.target_kl > 0 and stats["approx_kl"].item() > cfg.target_kl:
-                break
-        return {"outer_loss": loss.item(), "approx_kl": stats["approx_kl"].item(),
-                "clip_fraction": stats["clip_fraction"].item(), "outer_epochs_run": epoch + 1.0}
+        slices = task_slices(post.num_tasks, cfg.outer_minibatches)
+        steps = 0
+        for _ in range(cfg.outer_epochs):
+            for chunk in slices:
+                loss, stats = outer_loss(policy, params, pre.tasks(chunk), post.tasks(chunk),
+                                         cfg.inner_lr, inner_steps, first_order,
+                                         cfg.outer_objective, cfg.clip,  # type: ignore[arg-type]
+                                         cfg.inner_objective)  # type: ignore[arg-type]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
+                optimizer.step()
+                steps += 1
+                if cfg.target_kl > 0 and stats["approx_kl"].item() > cfg.target_kl:
+                    return _surrogate_stats(loss, stats, steps)
+        return _surrogate_stats(loss, stats, steps)
+
+
+def task_slices(num_tasks: int, parts: int) -> list[slice]:
+    """``parts`` contiguous, nearly equal slices of ``range(num_tasks)`` (none empty)."""
+    parts = max(1, min(parts, num_tasks))
+    bounds = [round(i * num_tasks / parts) for i in range(parts + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def _surrogate_stats(loss: torch.Tensor, stats: dict[str, torch.Tensor], steps: int
+                     ) -> dict[str, float]:
+    return {"outer_loss": loss.item(), "approx_kl": stats["approx_kl"].item(),
+            "clip_fraction": stats["clip_fraction"].item(), "outer_steps": float(steps)}
 
 
 @torch.no_grad()

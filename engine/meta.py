@@ -25,6 +25,8 @@ from .rollout import Episodes
 
 Objective = Literal["ppo", "vpg"]
 OBJECTIVES: tuple[str, ...] = ("ppo", "vpg")
+InnerObjective = Literal["reinforce", "lvc"]
+INNER_OBJECTIVES: tuple[str, ...] = ("reinforce", "lvc")
 
 
 class TaskBatch(NamedTuple):
@@ -44,6 +46,10 @@ class TaskBatch(NamedTuple):
         """One task's batch, every field ``[T, E, ...]``."""
         return TaskBatch(*(field[:, index] for field in self))
 
+    def tasks(self, selection: slice) -> TaskBatch:
+        """The batch of a slice of the tasks (fields stay ``[T, M', E, ...]``)."""
+        return TaskBatch(*(field[:, selection] for field in self))
+
 
 def make_task_batch(episodes: Episodes, gamma: float, gae_lambda: float, *,
                     ridge: float = 1e-5, normalize: bool = True) -> TaskBatch:
@@ -59,20 +65,28 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def inner_loss(policy: MLPPolicy, params: Params, batch: TaskBatch) -> torch.Tensor:
-    """REINFORCE loss of one task (``batch`` fields ``[T, E, ...]``): ``−mean(log π · A)``."""
+def inner_loss(policy: MLPPolicy, params: Params, batch: TaskBatch,
+               objective: InnerObjective = "reinforce") -> torch.Tensor:
+    """Inner policy-gradient loss of one task (``batch`` fields ``[T, E, ...]``).
+
+    ``reinforce``: ``−mean(log π · A)``, as in MAML. ``lvc``: ``−mean(π / π_old · A)``, the
+    low-variance curvature objective of ProMP (Rothfuss et al., 2019): the same gradient at
+    the sampling parameters, but its Hessian also credits how θ shaped the pre-update samples.
+    """
     log_probs, _ = evaluate_actions(policy, params, batch.observations, batch.actions)
-    return -masked_mean(log_probs * batch.advantages, batch.mask)
+    weights = log_probs if objective == "reinforce" else torch.exp(log_probs - batch.log_probs)
+    return -masked_mean(weights * batch.advantages, batch.mask)
 
 
 def adapt(policy: MLPPolicy, params: Params, batch: TaskBatch, inner_lr: float,
-          steps: int = 1, first_order: bool = False) -> Params:
+          steps: int = 1, first_order: bool = False,
+          inner_objective: InnerObjective = "reinforce") -> Params:
     """``steps`` inner SGD steps per task on ``batch``; ``params`` and the result are ``[M, ...]``.
 
     Differentiable with respect to ``params`` (second order) unless ``first_order``, which
     detaches each inner gradient.
     """
-    inner_grad = grad(partial(inner_loss, policy))
+    inner_grad = grad(partial(inner_loss, policy, objective=inner_objective))
 
     def adapt_one(task_params: Params, task_batch: TaskBatch) -> Params:
         for _ in range(steps):
@@ -105,7 +119,8 @@ def task_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def outer_loss(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatch,
                inner_lr: float, inner_steps: int = 1, first_order: bool = False,
-               objective: Objective = "ppo", clip: float = 0.2
+               objective: Objective = "ppo", clip: float = 0.2,
+               inner_objective: InnerObjective = "reinforce"
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The meta-objective on ``post`` after adapting the shared ``params`` on ``pre``.
 
@@ -113,7 +128,7 @@ def outer_loss(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatc
     ``approx_kl`` and ``clip_fraction``. ``inner_steps=0`` gives the plain multi-task loss.
     """
     adapted = adapt(policy, expand_params(params, post.num_tasks), pre, inner_lr,
-                    inner_steps, first_order)
+                    inner_steps, first_order, inner_objective)
     log_probs, _ = vmap(partial(evaluate_actions, policy), in_dims=(0, 1, 1), out_dims=1)(
         adapted, post.observations, post.actions)
     loss = task_mean(surrogate_loss(log_probs, post, objective, clip), post.mask)
@@ -128,24 +143,26 @@ def outer_loss(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatc
 
 def meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatch,
                   inner_lr: float, inner_steps: int = 1, first_order: bool = False,
-                  objective: Objective = "ppo", clip: float = 0.2) -> Params:
+                  objective: Objective = "ppo", clip: float = 0.2,
+                  inner_objective: InnerObjective = "reinforce") -> Params:
     """Gradient of :func:`outer_loss` with respect to the shared ``params`` (vmapped)."""
     loss, _ = outer_loss(policy, params, pre, post, inner_lr, inner_steps, first_order,
-                         objective, clip)
+                         objective, clip, inner_objective)
     return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
 
 
 def reference_meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch,
                             post: TaskBatch, inner_lr: float, inner_steps: int = 1,
                             first_order: bool = False, objective: Objective = "ppo",
-                            clip: float = 0.2) -> Params:
+                            clip: float = 0.2,
+                            inner_objective: InnerObjective = "reinforce") -> Params:
     """:func:`meta_gradient` computed task by task with ``autograd.grad(create_graph=True)``."""
     total = torch.zeros(())
     for index in range(post.num_tasks):
         task_pre, task_post = pre.task(index), post.task(index)
         task_params = dict(params)
         for _ in range(inner_steps):
-            loss = inner_loss(policy, task_params, task_pre)
+            loss = inner_loss(policy, task_params, task_pre, inner_objective)
             grads = torch.autograd.grad(loss, list(task_params.values()),
                                         create_graph=not first_order)
             task_params = {name: value - inner_lr * g

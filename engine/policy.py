@@ -17,7 +17,7 @@ not part of ``params``.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import gymnasium
 import torch
@@ -149,6 +149,27 @@ def distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor) ->
     if policy.discrete:
         return (out,)
     return out, params["log_std"].expand_as(out)
+
+
+def task_batched_distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor
+                                     ) -> DistParams:
+    """Like ``vmap(distribution_params)`` over a leading task dim, as batched matmuls.
+
+    ``params`` have a leading ``[M]`` dim and ``obs`` is ``[M, E, obs_dim]``. Rollouts call
+    this once per time step, where vmap's per-call overhead would dominate small policies.
+    """
+    x = policy.normalize(obs)
+    for index, layer in enumerate(policy.body):
+        x = _task_linear(params, f"body.{index}", x) if isinstance(layer, nn.Linear) else layer(x)
+    out = _task_linear(params, "head", x)
+    if policy.discrete:
+        return (out,)
+    return out, params["log_std"].unsqueeze(1).expand_as(out)
+
+
+def _task_linear(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    weight, bias = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 def evaluate_actions(policy: MLPPolicy, params: Params, obs: torch.Tensor,

@@ -2,7 +2,8 @@
 
 :func:`sample_episodes` plays one episode in every env of a :class:`~gameadapt.game.BatchedGame`
 (``M`` tasks x ``E`` envs) with per-task policy parameters: the action distributions of all
-tasks come from one ``torch.func.vmap`` of ``functional_call`` over the task dimension, and the
+tasks come from one batched computation over the task dimension (batched matmuls, see
+:func:`~gameadapt.policy.task_batched_distribution_params`), and the
 action noise is drawn outside it from a seeded ``torch.Generator``, so the same seed replays
 the same episodes. Games without a batched view run through :class:`GymVectorGame`, which
 exposes the same protocol over ``gymnasium.vector.SyncVectorEnv``.
@@ -10,17 +11,17 @@ exposes the same protocol over ``gymnasium.vector.SyncVectorEnv``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import gymnasium
 import numpy as np
 import torch
-from torch.func import vmap
 
 from .game import BatchedGame, BatchedStep, GameSpec
 from .hashrandom import stream_key
-from .policy import MLPPolicy, Params, distribution_params
+from .policy import MLPPolicy, Params, task_batched_distribution_params
 from .variants import Variant
 
 
@@ -65,7 +66,7 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
     device = game.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    dist_fn = vmap(partial(distribution_params, policy))
+    dist_fn = partial(task_batched_distribution_params, policy)
     low, high = _action_bounds(policy, game, clip_actions)
     obs = game.reset(seed).to(device=device, dtype=torch.float32)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=device)

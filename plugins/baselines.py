@@ -8,7 +8,8 @@ both are fine-tuned with the same inner steps and data as MAML
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec

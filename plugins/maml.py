@@ -8,8 +8,9 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec

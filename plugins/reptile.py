@@ -7,7 +7,8 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec

@@ -9,12 +9,11 @@ from ``seed``. Continuous actions are ``[M, E, 2]`` velocities; discrete actions
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import gymnasium
 import numpy as np
 import torch
-
 from gameadapt.game import BatchedStep
 
 OBSERVATION_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from gameadapt.advantages import (
     baseline_advantages,
     baseline_features,

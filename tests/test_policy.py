@@ -6,7 +6,6 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-
 from gameadapt.errors import GameadaptError
 from gameadapt.policy import (
     MLPPolicy,
@@ -17,6 +16,8 @@ from gameadapt.policy import (
     policy_params,
     resolve_device,
 )
+
+torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on small machines
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 BOX = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)

@@ -1,0 +1,140 @@
+"""Batched episode sampling: reproducibility, masks, per-task parameters, gymnasium.vector."""
+
+from __future__ import annotations
+
+import gymnasium
+import pytest
+import torch
+from fakegame import BOX_ACTIONS, DISCRETE_ACTIONS, OBSERVATION_SPACE, FakeGame
+from gameadapt.game import GameSpec
+from gameadapt.policy import MLPPolicy, evaluate_actions, expand_params, policy_params
+from gameadapt.rollout import GymVectorGame, make_batched_game, sample_episodes
+from gameadapt.variants import VariantSpace
+
+torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on small machines
+
+GOALS = [(0.3, 0.2), (-0.4, 0.1), (0.0, -0.3)]
+LIFETIMES = [3, 7, 20]
+
+
+def make_policy(discrete: bool) -> MLPPolicy:
+    torch.manual_seed(0)
+    return MLPPolicy(OBSERVATION_SPACE, DISCRETE_ACTIONS if discrete else BOX_ACTIONS, (8,))
+
+
+def per_task_params(policy: MLPPolicy) -> dict[str, torch.Tensor]:
+    """Different parameters for each of the three tasks."""
+    shared = {n: v.detach() for n, v in policy_params(policy).items()}
+    return {n: v + 0.3 * torch.randn(v.shape) for n, v in expand_params(shared, 3).items()}
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_same_seed_same_episodes(discrete: bool) -> None:
+    policy = make_policy(discrete)
+    params = per_task_params(policy)
+    game = FakeGame(GOALS, 5, LIFETIMES, horizon=10, discrete=discrete)
+    first, again = sample_episodes(game, policy, params, 7), sample_episodes(game, policy, params, 7)
+    for a, b in zip(first, again):
+        assert torch.equal(a, b)
+    other = sample_episodes(game, policy, params, 8)
+    assert not torch.equal(first.actions, other.actions)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_shapes_and_masks_after_termination(discrete: bool) -> None:
+    policy = make_policy(discrete)
+    game = FakeGame(GOALS, 5, LIFETIMES, horizon=10, discrete=discrete)
+    episodes = sample_episodes(game, policy, per_task_params(policy), 0)
+    assert episodes.observations.shape == (10, 3, 5, 2)
+    assert episodes.actions.shape == ((10, 3, 5) if discrete else (10, 3, 5, 2))
+    assert episodes.rewards.shape == episodes.mask.shape == episodes.log_probs.shape == (10, 3, 5)
+    lengths = torch.tensor([3, 7, 10]).view(3, 1).expand(3, 5)  # terminated, terminated, truncated
+    assert torch.equal(episodes.mask.sum(0), lengths.float())
+    expected = (torch.arange(10).view(-1, 1, 1) < lengths).float()
+    assert torch.equal(episodes.mask, expected)
+    assert torch.all(episodes.rewards[episodes.mask == 0] == 0)
+    assert torch.all(episodes.rewards[episodes.mask == 1] < 0)
+    torch.testing.assert_close(episodes.returns, episodes.rewards.sum(0))
+    assert episodes.num_steps == int(lengths.sum())
+    # frozen after the end: the observation after the last step repeats
+    assert torch.equal(episodes.observations[4, 0], episodes.observations[5, 0])
+
+
+def test_episodes_stop_early_when_every_env_ended() -> None:
+    policy = make_policy(False)
+    params = {n: v[:2] for n, v in per_task_params(policy).items()}
+    episodes = sample_episodes(FakeGame(GOALS[:2], 2, [3, 4], horizon=10), policy, params, 0)
+    assert episodes.mask.shape[0] == 4
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_log_probs_come_from_each_tasks_own_params(discrete: bool) -> None:
+    policy = make_policy(discrete)
+    params = per_task_params(policy)
+    episodes = sample_episodes(game := FakeGame(GOALS, 4, horizon=6, discrete=discrete),
+                               policy, params, 1)
+    assert game.horizon == episodes.mask.shape[0]
+    for task in range(3):
+        log_probs, _ = evaluate_actions(policy, {n: v[task] for n, v in params.items()},
+                                        episodes.observations[:, task], episodes.actions[:, task])
+        torch.testing.assert_close(log_probs, episodes.log_probs[:, task])
+
+
+def test_continuous_actions_are_clipped_before_the_game() -> None:
+    policy = make_policy(False)
+    params = {n: v.detach().clone() for n, v in expand_params(policy_params(policy), 3).items()}
+    params["log_std"] += 2.0  # std e^2: most samples fall outside [-0.1, 0.1]
+    game = FakeGame(GOALS, 8, horizon=5)
+    episodes = sample_episodes(game, policy, params, 0)
+    sent = torch.stack(game.sent_actions)
+    assert sent.abs().max() <= 0.1 + 1e-7
+    assert episodes.actions.abs().max() > 0.1
+    torch.testing.assert_close(sent, episodes.actions.clamp(-0.1, 0.1))
+
+
+# -- gymnasium.vector ------------------------------------------------------------------------
+def cartpole_spec() -> GameSpec:
+    def make_env(variant: dict | None = None, render_mode: str | None = None) -> gymnasium.Env:
+        return gymnasium.make("CartPole-v1", max_episode_steps=40)
+
+    probe = make_env()
+    return GameSpec("test-cartpole", "CartPole for tests", "gymnasium", probe.observation_space,
+                    probe.action_space, VariantSpace([]), make_env)
+
+
+def test_gymnasium_vector_adapter_gives_the_same_structure() -> None:
+    spec = cartpole_spec()
+    game = make_batched_game(spec, [{}, {}], 3)
+    assert isinstance(game, GymVectorGame) and game.horizon == 40
+    torch.manual_seed(0)
+    policy = MLPPolicy(spec.observation_space, spec.action_space, (8,))
+    params = expand_params({n: v.detach() for n, v in policy_params(policy).items()}, 2)
+    episodes = sample_episodes(game, policy, params, 3)
+    steps = episodes.mask.shape[0]
+    assert episodes.observations.shape == (steps, 2, 3, 4)
+    assert episodes.actions.shape == (steps, 2, 3) and episodes.actions.dtype == torch.long
+    lengths = episodes.mask.sum(0)
+    # one episode per env: alive for its first `length` steps, then never again
+    assert torch.equal(episodes.mask, (torch.arange(steps).view(-1, 1, 1) < lengths).float())
+    assert lengths.min() < 40  # a random policy drops the pole within 40 steps somewhere
+    torch.testing.assert_close(episodes.returns, lengths)  # CartPole: reward 1 per alive step
+    again = sample_episodes(game, policy, params, 3)
+    for a, b in zip(episodes, again):
+        assert torch.equal(a, b)
+    game.close()
+
+
+def test_gymnasium_vector_adapter_replays_single_envs() -> None:
+    spec = cartpole_spec()
+    game = GymVectorGame(spec, [{}], 2, horizon=15)
+    observations = game.reset(11)
+    single = spec.make_env()
+    obs, _ = single.reset(seed=game.vector.envs[1].np_random_seed)
+    torch.testing.assert_close(observations[0, 1], torch.as_tensor(obs))
+    for _ in range(15):
+        result = game.step(torch.ones(1, 2, dtype=torch.long))
+        obs, _, terminated, truncated, _ = single.step(1)
+        if terminated or truncated:
+            break
+        torch.testing.assert_close(result.observation[0, 1], torch.as_tensor(obs))
+    assert bool(result.terminated[0, 1]) == terminated

@@ -1,0 +1,225 @@
+"""Training runs: files, resume (also after SIGKILL) bit-identical, bad input, evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from gameadapt.algorithm import AlgorithmSpec
+from gameadapt.cli import cli
+from gameadapt.registry import get_registry
+from gameadapt.tbevents import crc32c, read_scalars
+
+TINY = ["--meta-batch", "3", "--envs-per-task", "4", "--checkpoint-every", "2"]
+
+
+def train(*args: str):
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def policy_state(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoint.pt", weights_only=True)["policy"]
+
+
+def returns(run: Path) -> list[tuple[float, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(row["pre_return"], row["post_return"]) for row in rows]
+
+
+def assert_same_policy(a: Path, b: Path) -> None:
+    state_a, state_b = policy_state(a), policy_state(b)
+    assert state_a.keys() == state_b.keys()
+    for name in state_a:
+        assert torch.equal(state_a[name], state_b[name]), name
+
+
+def test_train_writes_config_metrics_tensorboard_and_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train("pointnav", "--iterations", "3", "--run-dir", str(run), *TINY)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["game"] == "pointnav" and config["algorithm"] == "maml"
+    assert config["train"]["meta_batch"] == 3
+    assert config["algorithm_config"]["inner_lr"] == 0.1
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert all({"pre_return", "post_return", "env_steps", "env_steps_per_s"} <= set(r) for r in rows)
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert checkpoint["iteration"] == 3 and checkpoint["game"] == "pointnav"
+    events = list((run / "tb").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    scalars = [(step, value) for step, tag, value in read_scalars(events[0])
+               if tag == "train/pre_return"]
+    assert [step for step, _ in scalars] == [0, 1, 2]
+    assert [v for _, v in scalars] == pytest.approx([r["pre_return"] for r in rows], rel=1e-6)
+    assert "post-adaptation" in result.output
+
+
+def test_crc32c_known_answer() -> None:
+    assert crc32c(b"123456789") == 0xE3069283
+
+
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train("gridnav", "--iterations", "4", "--run-dir", str(whole), *TINY).exit_code == 0
+    assert train("gridnav", "--iterations", "2", "--run-dir", str(split), *TINY).exit_code == 0
+    result = train("--resume", str(split), "--iterations", "4")
+    assert result.exit_code == 0, result.output
+    assert_same_policy(whole, split)
+    assert returns(whole) == returns(split)
+    assert json.loads((split / "config.json").read_text())["train"]["iterations"] == 4
+
+
+def test_run_killed_with_sigkill_resumes_bit_identical(tmp_path: Path) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    args = ["gridnav", "--iterations", "12", "--meta-batch", "4", "--envs-per-task", "8",
+            "--checkpoint-every", "3"]
+    assert train(*args, "--run-dir", str(whole)).exit_code == 0
+    command = [sys.executable, "-m", "gameadapt", "train", *args, "--run-dir", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "training finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    interrupted_at = torch.load(killed / "checkpoint.pt", weights_only=True)["iteration"]
+    assert 3 <= interrupted_at < 12
+    result = train("--resume", str(killed))
+    assert result.exit_code == 0, result.output
+    assert_same_policy(whole, killed)
+    assert returns(whole) == returns(killed)
+
+
+def test_train_reads_a_toml_config_and_flags_override_it(tmp_path: Path) -> None:
+    config_file = tmp_path / "train.toml"
+    config_file.write_text('game = "pointnav"\niterations = 1\nmeta_batch = 2\n'
+                           'envs_per_task = 2\n\n[options]\nouter_lr = 0.001\ninner_lr = 0.05\n')
+    run = tmp_path / "run"
+    result = train("--config", str(config_file), "--inner-lr", "0.2", "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["algorithm_config"]["outer_lr"] == 0.001
+    assert saved["algorithm_config"]["inner_lr"] == 0.2
+    assert saved["train"]["meta_batch"] == 2
+
+
+@pytest.fixture
+def continuous_only_algorithm():
+    registry = get_registry()
+    maml = registry.algorithm("maml")
+    registry.algorithms["cont-only"] = AlgorithmSpec("cont-only", "test", maml.make,
+                                                     action_kinds=("continuous",))
+    yield
+    del registry.algorithms["cont-only"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "unknown game 'nope'"),
+    (["gridnav", "--algo", "nope"], "unknown algorithm 'nope'"),
+    (["gridnav", "--iterations", "0"], "invalid iterations 0"),
+    (["gridnav", "--meta-batch", "-2"], "invalid meta-batch -2"),
+    (["gridnav", "--inner-steps", "0"], "invalid algorithm option inner_steps=0"),
+    (["gridnav", "--inner-lr", "-0.1"], "invalid algorithm option inner_lr=-0.1"),
+    (["gridnav", "-o", "warp=9"], "unknown algorithm option 'warp'"),
+    (["gridnav", "-o", "outer_lr=fast"], "invalid algorithm option outer_lr='fast'"),
+    (["gridnav", "--device", "tpu"], "device"),
+    (["gridnav", "--algo", "cont-only"], "does not support discrete actions"),
+    (["--config", "/no/such.toml"], "cannot read config file"),
+    ([], "missing GAME"),
+])
+def test_bad_training_input_is_one_line(args: list[str], message: str, tmp_path: Path,
+                                        continuous_only_algorithm: None) -> None:
+    result = train(*args, "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ") and message in result.output, result.output
+    assert result.output.count("\n") == 1
+
+
+def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("pointnav", "--iterations", "1", "--run-dir", str(run), *TINY).exit_code == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = train("pointnav", "--iterations", "1", "--run-dir", str(run), *TINY)
+    assert result.exit_code == 1 and "already holds a run" in result.output
+    assert before == {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+def test_resume_errors_leave_the_run_untouched(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("pointnav", "--iterations", "2", "--run-dir", str(run), *TINY).exit_code == 0
+    result = train("gridnav", "--resume", str(run))
+    assert result.exit_code == 1 and "is a run of 'pointnav', not 'gridnav'" in result.output
+    result = train("--resume", str(run), "--meta-batch", "9")
+    assert result.exit_code == 1 and "only --iterations and --device" in result.output
+    result = train("--resume", str(tmp_path / "nothing"))
+    assert result.exit_code == 1 and "is not a gameadapt run" in result.output
+
+    (run / "checkpoint.pt").write_bytes(b"\x00garbage")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = train("--resume", str(run), "--iterations", "4")
+    assert result.exit_code == 1, result.output
+    assert "is corrupt or not a gameadapt checkpoint" in result.output
+    assert before == {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+def test_resume_rejects_a_foreign_checkpoint(tmp_path: Path) -> None:
+    pointnav, gridnav = tmp_path / "p", tmp_path / "g"
+    assert train("pointnav", "--iterations", "2", "--run-dir", str(pointnav), *TINY).exit_code == 0
+    assert train("gridnav", "--iterations", "2", "--run-dir", str(gridnav), *TINY).exit_code == 0
+    (pointnav / "checkpoint.pt").write_bytes((gridnav / "checkpoint.pt").read_bytes())
+    result = train("--resume", str(pointnav), "--iterations", "3")
+    assert result.exit_code == 1
+    assert "is for game 'gridnav', not 'pointnav'" in result.output
+
+
+def test_evaluate_reports_every_method_and_reuses_trained_baselines(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("pointnav", "--iterations", "2", "--run-dir", str(run), *TINY).exit_code == 0
+    args = ["evaluate", str(run), "--tasks", "3", "--episodes", "2", "--steps", "0,1,2",
+            "--seeds", "0,1", "--baselines", "pretrain,scratch"]
+    plot = tmp_path / "plot.png"
+    result = CliRunner().invoke(cli, [*args, "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert set(data["methods"]) == {"maml", "pretrain", "scratch"}
+    for method in data["methods"].values():
+        assert len(method["mean"]) == len(method["std"]) == 3
+        assert len(method["per_seed"]) == 2
+    assert data["methods"]["pretrain"]["trained_iterations"] == 2
+    assert data["methods"]["scratch"]["trained_iterations"] == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    baseline_checkpoint = run / "baselines" / "pretrain" / "checkpoint.pt"
+    stamp = baseline_checkpoint.stat().st_mtime_ns
+    again = CliRunner().invoke(cli, [*args, "--json"])
+    assert json.loads(again.output[again.output.index("{"):])["methods"] == data["methods"]
+    assert baseline_checkpoint.stat().st_mtime_ns == stamp
+    table = CliRunner().invoke(cli, args)
+    assert "after 2 steps" in table.output and "pretrain" in table.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--steps", "a,b"], "--steps must be comma-separated integers"),
+    (["--steps", "-1"], "--steps must list adaptation step counts >= 0"),
+    (["--baselines", "nope"], "unknown algorithm 'nope'"),
+    (["--tasks", "0"], "--tasks and --episodes must be >= 1"),
+])
+def test_bad_evaluation_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("pointnav", "--iterations", "1", "--run-dir", str(run), *TINY).exit_code == 0
+    result = CliRunner().invoke(cli, ["evaluate", str(run), *args])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
