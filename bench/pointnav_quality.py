@@ -69,10 +69,11 @@ def main() -> None:
     trained = 0.0
     report(0, trained)
     for iteration in range(1, args.iterations + 1):
-        variants = spec.variant_space.sample("train", args.tasks, seed=args.seed * 1_000_003 + iteration)
+        batch_seed = args.seed * 1_000_003 + iteration
+        variants = spec.variant_space.sample("train", args.tasks, seed=batch_seed)
         game = make_batched_game(spec, variants, args.envs, device)
         start = time.perf_counter()
-        algorithm.meta_train_step(policy, params, optimizer, game, seed=args.seed * 1_000_003 + iteration)
+        algorithm.meta_train_step(policy, params, optimizer, game, seed=batch_seed)
         trained += time.perf_counter() - start
         done = trained >= args.minutes * 60 or iteration == args.iterations
         if iteration % args.eval_every == 0 or done:

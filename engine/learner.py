@@ -12,6 +12,7 @@ this module inside their ``make`` functions, so loading a plugin does not import
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ class Learner:
 
     def adapt(self, policy: MLPPolicy, params: Params, episodes: Episodes,
               steps: int | None = None) -> Params:
-        """Per-task parameters ``[M, ...]`` after ``steps`` (default ``inner_steps``) inner steps."""
+        """Per-task parameters ``[M, ...]`` after ``steps`` (default: ``inner_steps``) steps."""
         batch = self.task_batch(episodes)
         steps = self.config.inner_steps if steps is None else steps
         adapted = adapt(policy, expand_params(detached(params), batch.num_tasks), batch,
@@ -229,7 +230,7 @@ def task_slices(num_tasks: int, parts: int) -> list[slice]:
     """``parts`` contiguous, nearly equal slices of ``range(num_tasks)`` (none empty)."""
     parts = max(1, min(parts, num_tasks))
     bounds = [round(i * num_tasks / parts) for i in range(parts + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
 def _surrogate_stats(loss: torch.Tensor, stats: dict[str, torch.Tensor], steps: int

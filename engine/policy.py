@@ -135,7 +135,8 @@ class MLPPolicy(nn.Module):
         """The matching ``torch.distributions`` object (for analysis, not for vmap)."""
         if self.discrete:
             return torch.distributions.Categorical(logits=dist[0])
-        return torch.distributions.Independent(torch.distributions.Normal(dist[0], dist[1].exp()), 1)
+        normal = torch.distributions.Normal(dist[0], dist[1].exp())
+        return torch.distributions.Independent(normal, 1)
 
 
 def policy_params(policy: nn.Module) -> Params:
@@ -180,7 +181,8 @@ def evaluate_actions(policy: MLPPolicy, params: Params, obs: torch.Tensor,
 
 
 @torch.no_grad()
-def greedy_action(policy: MLPPolicy, obs: torch.Tensor, params: Params | None = None) -> torch.Tensor:
+def greedy_action(policy: MLPPolicy, obs: torch.Tensor,
+                  params: Params | None = None) -> torch.Tensor:
     """The greedy action for ``obs`` with ``params`` (default: the module's own parameters)."""
     dist = distribution_params(policy, params if params is not None else policy_params(policy), obs)
     return policy.greedy(dist)

@@ -32,7 +32,8 @@ def test_discounted_returns_by_hand() -> None:
 
 
 def test_gae_by_hand() -> None:
-    rewards, values, mask = column(1.0, 2.0, 4.0, 0.0), column(0.5, 1.0, 2.0, 0.0), column(1, 1, 1, 0)
+    rewards, values = column(1.0, 2.0, 4.0, 0.0), column(0.5, 1.0, 2.0, 0.0)
+    mask = column(1, 1, 1, 0)
     gamma, lam = 0.5, 0.5
     # deltas: r + gamma * V' - V, with V after the last step = 0
     d2 = 4.0 - 2.0
@@ -46,7 +47,8 @@ def test_gae_by_hand() -> None:
 
 def test_gae_limits() -> None:
     torch.manual_seed(0)
-    rewards, values = torch.randn(6, 2, 3, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
+    rewards = torch.randn(6, 2, 3, dtype=torch.float64)
+    values = torch.randn(6, 2, 3, dtype=torch.float64)
     mask = (torch.arange(6).view(-1, 1, 1) < torch.tensor([[3, 6, 1], [6, 4, 2]])).double()
     values = values * mask
     returns = discounted_returns(rewards, mask, 0.9)

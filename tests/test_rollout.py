@@ -33,7 +33,8 @@ def test_same_seed_same_episodes(discrete: bool) -> None:
     policy = make_policy(discrete)
     params = per_task_params(policy)
     game = FakeGame(GOALS, 5, LIFETIMES, horizon=10, discrete=discrete)
-    first, again = sample_episodes(game, policy, params, 7), sample_episodes(game, policy, params, 7)
+    first = sample_episodes(game, policy, params, 7)
+    again = sample_episodes(game, policy, params, 7)
     for a, b in zip(first, again):
         assert torch.equal(a, b)
     other = sample_episodes(game, policy, params, 8)
