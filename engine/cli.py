@@ -384,4 +384,13 @@ def algorithms_list(as_json: bool) -> None:
     click.echo(format_table(["algorithm", "meta-learns", "actions", "plugin", "description"], rows))
 
 
+from .commands_play import adapt_command, play_command  # noqa: E402 (needs the helpers above)
+
+cli.add_command(adapt_command)
+cli.add_command(play_command)
+
+from .commands_export import export_command  # noqa: E402
+
+cli.add_command(export_command)
+
 get_registry().add_commands(cli)

@@ -35,6 +35,7 @@ class LearnerConfig:
 
     hidden_sizes: tuple[int, ...] = (64, 64)  # tanh MLP hidden layers
     init_log_std: float = 0.0  # initial log std of a Gaussian policy
+    scale_actions: bool = True  # Gaussian in units of the Box's half-range (see MLPPolicy)
     inner_lr: float = 0.1  # α of the inner SGD step
     inner_steps: int = 1  # inner steps in training and the default at adaptation
     inner_objective: str = "reinforce"  # "reinforce" (MAML) or "lvc" (ProMP's inner loss)
@@ -153,7 +154,7 @@ class Learner:
                     action_space: gymnasium.spaces.Space) -> MLPPolicy:
         """A freshly initialised :class:`MLPPolicy` with the configured layers."""
         return MLPPolicy(observation_space, action_space, self.config.hidden_sizes,
-                         self.config.init_log_std)
+                         self.config.init_log_std, self.config.scale_actions)
 
     def make_optimizer(self, params: Params) -> torch.optim.Optimizer:
         """Adam over the shared parameters at ``outer_lr``."""
@@ -168,7 +169,11 @@ class Learner:
     def adapt(self, policy: MLPPolicy, params: Params, episodes: Episodes,
               steps: int | None = None) -> Params:
         """Per-task parameters ``[M, ...]`` after ``steps`` (default: ``inner_steps``) steps."""
-        batch = self.task_batch(episodes)
+        return self.adapt_batch(policy, params, self.task_batch(episodes), steps)
+
+    def adapt_batch(self, policy: MLPPolicy, params: Params, batch: TaskBatch,
+                    steps: int | None = None) -> Params:
+        """:meth:`adapt` on episodes whose advantages are already computed (detached result)."""
         steps = self.config.inner_steps if steps is None else steps
         adapted = adapt(policy, expand_params(detached(params), batch.num_tasks), batch,
                         self.config.inner_lr, steps, first_order=True,
@@ -182,9 +187,10 @@ class Learner:
         shared = detached(params)
         pre_episodes = sample_episodes(game, policy, expand_params(shared, game.num_tasks),
                                        derive_seed(seed, 0))
-        adapted = self.adapt(policy, shared, pre_episodes)
+        pre = self.task_batch(pre_episodes)
+        adapted = self.adapt_batch(policy, shared, pre)
         post_episodes = sample_episodes(game, policy, adapted, derive_seed(seed, 1))
-        pre, post = self.task_batch(pre_episodes), self.task_batch(post_episodes)
+        post = self.task_batch(post_episodes)
         stats = {}
         if self.update_rule is not None:
             stats = self.update_rule(self, policy, params, optimizer, pre, post, adapted)

@@ -37,13 +37,16 @@ class MLPPolicy(nn.Module):
     """A tanh MLP with a categorical (``Discrete``) or diagonal-Gaussian (``Box``) head.
 
     ``forward(obs)`` returns the head's output: logits ``[..., n]`` or the Gaussian mean
-    ``[..., act_dim]``. The Gaussian's log standard deviation is the parameter ``log_std``;
-    its samples are unbounded (rollouts clip them to ``action_space`` before stepping).
+    ``[..., act_dim]``. The Gaussian's log standard deviation is the parameter ``log_std``.
+    With ``scale_actions`` (default) the Gaussian lives in normalised units: sample ``a`` is
+    the env action ``center + scale * a`` of a bounded Box (``a = ±1`` at the bounds), so a
+    unit standard deviation explores the whole range whatever its width. Samples are
+    unbounded; :meth:`to_env_action` maps them to the env and clips them to the bounds.
     """
 
     def __init__(self, observation_space: gymnasium.spaces.Box,
                  action_space: gymnasium.spaces.Space, hidden_sizes: Sequence[int] = (64, 64),
-                 init_log_std: float = 0.0) -> None:
+                 init_log_std: float = 0.0, scale_actions: bool = True) -> None:
         super().__init__()
         if not isinstance(observation_space, gymnasium.spaces.Box):
             raise GameadaptError(f"MLPPolicy needs a Box observation space, "
@@ -67,9 +70,20 @@ class MLPPolicy(nn.Module):
         self.head = nn.Linear(width, self.action_dim)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.action_dim,), float(init_log_std)))
+        for name, value in zip(("action_center", "action_scale", "action_low", "action_high"),
+                               _action_affine(action_space, scale_actions)):
+            self.register_buffer(name, value, persistent=False)
         self.register_buffer("obs_mean", torch.zeros(self.obs_dim))
         self.register_buffer("obs_var", torch.ones(self.obs_dim))
         self.register_buffer("obs_count", torch.zeros(()))
+
+    def to_env_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Policy actions as the env takes them: indices as they are; Box samples scaled
+        (``center + scale * a``) and clipped to the space's bounds."""
+        if self.discrete:
+            return actions
+        env_actions = self.action_center + self.action_scale * actions
+        return torch.clamp(env_actions, self.action_low, self.action_high)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardised by the running statistics and clipped to +-10."""
@@ -139,6 +153,20 @@ class MLPPolicy(nn.Module):
         return torch.distributions.Independent(normal, 1)
 
 
+def _action_affine(space: gymnasium.spaces.Space, scale_actions: bool
+                   ) -> tuple[torch.Tensor, ...]:
+    """``(center, scale, low, high)`` of a Box (center 0 and scale 1 where unbounded or not
+    ``scale_actions``); scalars 0, 1, -inf, inf for other spaces."""
+    if not isinstance(space, gymnasium.spaces.Box):
+        return (torch.zeros(()), torch.ones(()), torch.tensor(-math.inf), torch.tensor(math.inf))
+    low = torch.as_tensor(space.low, dtype=torch.float32)
+    high = torch.as_tensor(space.high, dtype=torch.float32)
+    bounded = torch.isfinite(low) & torch.isfinite(high) & (high > low) & scale_actions
+    center = torch.where(bounded, (high + low) / 2, torch.zeros_like(low))
+    scale = torch.where(bounded, (high - low) / 2, torch.ones_like(low))
+    return center, scale, low, high
+
+
 def policy_params(policy: nn.Module) -> Params:
     """The module's own parameters as a ``{name: tensor}`` dict (same tensors, not copies)."""
     return dict(policy.named_parameters())
@@ -183,9 +211,12 @@ def evaluate_actions(policy: MLPPolicy, params: Params, obs: torch.Tensor,
 @torch.no_grad()
 def greedy_action(policy: MLPPolicy, obs: torch.Tensor,
                   params: Params | None = None) -> torch.Tensor:
-    """The greedy action for ``obs`` with ``params`` (default: the module's own parameters)."""
+    """The greedy env action for ``obs`` with ``params`` (default: the module's parameters).
+
+    The argmax index, or the Gaussian mean through :meth:`MLPPolicy.to_env_action`.
+    """
     dist = distribution_params(policy, params if params is not None else policy_params(policy), obs)
-    return policy.greedy(dist)
+    return policy.to_env_action(policy.greedy(dist))
 
 
 def expand_params(params: Params, num_tasks: int) -> Params:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import gymnasium
 import numpy as np
@@ -55,19 +55,17 @@ class Episodes(NamedTuple):
 
 
 @torch.no_grad()
-def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: int,
-                    *, clip_actions: bool = True) -> Episodes:
+def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: int) -> Episodes:
     """Play one episode in every env of ``game`` with per-task ``params`` (leading dim ``M``).
 
-    ``seed`` seeds both ``game.reset`` and the action noise. Continuous actions are clipped
-    to the action space's bounds before they reach the game (``clip_actions``); the
-    unclipped samples are recorded, as their log-probabilities are what the losses use.
+    ``seed`` seeds both ``game.reset`` and the action noise. The game receives
+    :meth:`~gameadapt.policy.MLPPolicy.to_env_action` of each sample (scaled, clipped to the
+    bounds); the raw samples are recorded, as their log-probabilities are what losses use.
     """
     device = game.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     dist_fn = partial(task_batched_distribution_params, policy)
-    low, high = _action_bounds(policy, game, clip_actions)
     obs = game.reset(seed).to(device=device, dtype=torch.float32)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=device)
     steps: list[tuple[torch.Tensor, ...]] = []
@@ -75,8 +73,7 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
         dist = dist_fn(params, obs)
         actions = policy.sample(dist, generator)
         log_probs = policy.log_prob(dist, actions)
-        sent = actions if low is None else torch.clamp(actions, low, high)
-        result: BatchedStep = game.step(sent)
+        result: BatchedStep = game.step(policy.to_env_action(actions))
         mask = alive.to(obs.dtype)
         steps.append((obs, actions, result.reward.to(obs.dtype) * mask, mask, log_probs))
         alive = alive & ~(result.terminated | result.truncated)
@@ -84,17 +81,6 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
         if not bool(alive.any()):
             break
     return Episodes(*(torch.stack(field) for field in zip(*steps)))
-
-
-def _action_bounds(policy: MLPPolicy, game: Any, clip: bool
-                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The Box action bounds as tensors, or ``(None, None)`` when nothing is clipped."""
-    space = getattr(policy, "action_space", None)
-    if not clip or policy.discrete or not isinstance(space, gymnasium.spaces.Box):
-        return None, None
-    low = torch.as_tensor(space.low, dtype=torch.float32, device=game.device)
-    high = torch.as_tensor(space.high, dtype=torch.float32, device=game.device)
-    return low, high
 
 
 class GymVectorGame:

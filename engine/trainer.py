@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import GameadaptError
 from .game import GameSpec
 from .hashrandom import stream_key
+from .malloc import tune_malloc
 from .policy import policy_params, resolve_device
 from .registry import get_registry
 from .rollout import make_batched_game
@@ -166,6 +167,7 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
     """Run meta-iterations until ``config.iterations``, logging and checkpointing."""
     config = session.config
     space = session.spec.variant_space
+    tune_malloc()
     run.truncate_metrics(session.iteration)
     writer = ScalarWriter(run.tensorboard_dir)
     try:

@@ -79,8 +79,21 @@ def test_categorical_sampling_follows_the_probabilities() -> None:
 def test_greedy_action(policy: MLPPolicy) -> None:
     obs = torch.randn(5, 3)
     dist = distribution_params(policy, policy_params(policy), obs)
-    expected = dist[0].argmax(-1) if policy.discrete else dist[0]
+    expected = dist[0].argmax(-1) if policy.discrete else dist[0].clamp(-1, 1)
     assert torch.equal(greedy_action(policy, obs), expected)
+
+
+def test_box_actions_are_scaled_to_the_bounds() -> None:
+    space = gymnasium.spaces.Box(np.array([-0.1, 0.0]), np.array([0.1, 4.0]), dtype=np.float32)
+    scaled, raw = MLPPolicy(OBS, space), MLPPolicy(OBS, space, scale_actions=False)
+    actions = torch.tensor([[0.5, 0.5], [-3.0, 3.0], [1.0, -1.0]])
+    expected = torch.tensor([[0.05, 3.0], [-0.1, 4.0], [0.1, 0.0]])
+    torch.testing.assert_close(scaled.to_env_action(actions), expected)
+    torch.testing.assert_close(raw.to_env_action(actions),
+                               torch.tensor([[0.1, 0.5], [-0.1, 3.0], [0.1, 0.0]]))
+    unbounded = MLPPolicy(OBS, gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32))
+    assert torch.equal(unbounded.to_env_action(actions), actions)
+    assert "action_scale" not in scaled.state_dict()  # derived from the space, not saved
 
 
 def test_functional_call_uses_the_given_params(policy: MLPPolicy) -> None:

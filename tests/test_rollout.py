@@ -81,16 +81,17 @@ def test_log_probs_come_from_each_tasks_own_params(discrete: bool) -> None:
         torch.testing.assert_close(log_probs, episodes.log_probs[:, task])
 
 
-def test_continuous_actions_are_clipped_before_the_game() -> None:
+def test_continuous_actions_are_scaled_and_clipped_before_the_game() -> None:
     policy = make_policy(False)
     params = {n: v.detach().clone() for n, v in expand_params(policy_params(policy), 3).items()}
-    params["log_std"] += 2.0  # std e^2: most samples fall outside [-0.1, 0.1]
+    params["log_std"] += 1.0  # std e: many samples fall outside [-1, 1]
     game = FakeGame(GOALS, 8, horizon=5)
     episodes = sample_episodes(game, policy, params, 0)
     sent = torch.stack(game.sent_actions)
     assert sent.abs().max() <= 0.1 + 1e-7
-    assert episodes.actions.abs().max() > 0.1
-    torch.testing.assert_close(sent, episodes.actions.clamp(-0.1, 0.1))
+    assert episodes.actions.abs().max() > 1.0
+    # Box(-0.1, 0.1): the policy's unit is the half-range 0.1
+    torch.testing.assert_close(sent, (0.1 * episodes.actions).clamp(-0.1, 0.1))
 
 
 # -- gymnasium.vector ------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""Speed benchmark: batched MAML vs a per-task loop, batched games vs SyncVectorEnv.
+
+Prints, all measured in this one run (medians over repeats):
+
+1. seconds per second-order MAML meta-gradient and per full meta-iteration at the pointnav
+   paper setting (20 tasks x 20 episodes x 100 steps, one inner step), vmap vs the per-task
+   Python loop with ``autograd.grad(create_graph=True)`` (same math), and the ratio;
+2. env steps/s of batched gridnav and pointnav at 20x20 and 1000x100 (tasks x envs) vs the
+   same game's gymnasium view stepped through ``gymnasium.vector.SyncVectorEnv``, and the ratio;
+3. the meta-iteration again in a child process without the malloc tuning, and the ratio.
+
+Usage::
+
+    python bench/speed.py            # about 2 minutes on 2 CPU cores
+    python bench/speed.py --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import gymnasium
+import numpy as np
+import torch
+
+from gameadapt.learner import Learner, LearnerConfig, detached
+from gameadapt.malloc import DISABLE_ENV, tune_malloc
+from gameadapt.meta import adapt, outer_loss, reference_meta_gradient
+from gameadapt.policy import expand_params, policy_params
+from gameadapt.registry import get_registry
+from gameadapt.rollout import sample_episodes
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def maml_setup(tasks: int, envs: int):
+    """A pointnav MAML learner, a policy, and one meta-batch of pre/post episodes."""
+    registry = get_registry()
+    spec = registry.game("pointnav")
+    learner: Learner = registry.algorithm("maml").make({})
+    torch.manual_seed(0)
+    policy = learner.make_policy(spec.observation_space, spec.action_space)
+    params = policy_params(policy)
+    variants = spec.variant_space.sample("train", tasks, seed=0)
+    game = spec.make_batched(variants, envs, "cpu")
+    shared = detached(params)
+    pre_episodes = sample_episodes(game, policy, expand_params(shared, tasks), 1)
+    adapted = learner.adapt(policy, shared, pre_episodes)
+    post_episodes = sample_episodes(game, policy, adapted, 2)
+    pre, post = learner.task_batch(pre_episodes), learner.task_batch(post_episodes)
+    return learner, policy, params, game, pre, post
+
+
+def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
+    """Meta-gradient and full meta-iteration, vmap vs per-task loop."""
+    learner, policy, params, game, pre, post = maml_setup(tasks, envs)
+    lr = learner.config.inner_lr
+
+    def vmap_gradient() -> None:
+        loss, _ = outer_loss(policy, params, pre, post, lr)
+        torch.autograd.grad(loss, list(params.values()))
+
+    def loop_gradient() -> None:
+        reference_meta_gradient(policy, params, pre, post, lr)
+
+    def iteration(gradient: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:  # sample pre, adapt, sample post, one outer gradient
+            shared = detached(params)
+            episodes = sample_episodes(game, policy, expand_params(shared, tasks), 3)
+            batch = learner.task_batch(episodes)
+            adapted = adapt(policy, expand_params(shared, tasks), batch, lr, first_order=True)
+            learner.task_batch(sample_episodes(game, policy, detached(adapted), 4))
+            gradient()
+        return run
+
+    sample_only = median_seconds(
+        lambda: sample_episodes(game, policy, expand_params(detached(params), tasks), 5), repeats)
+    result = {
+        "gradient_vmap_s": median_seconds(vmap_gradient, repeats),
+        "gradient_loop_s": median_seconds(loop_gradient, repeats),
+        "iteration_vmap_s": median_seconds(iteration(vmap_gradient), repeats),
+        "iteration_loop_s": median_seconds(iteration(loop_gradient), repeats),
+        "sampling_one_round_s": sample_only,
+    }
+    return result
+
+
+def batched_steps_per_s(game_id: str, tasks: int, envs: int, steps: int) -> float:
+    """Env steps/s of a native game's batched view, random actions."""
+    spec = get_registry().game(game_id)
+    variants = spec.variant_space.sample("train", tasks, seed=0)
+    game = spec.make_batched(variants, envs, "cpu")
+    generator = torch.Generator().manual_seed(0)
+
+    def action() -> torch.Tensor:
+        if spec.is_discrete:
+            return torch.randint(0, int(spec.action_space.n), (tasks, envs), generator=generator)
+        return torch.rand((tasks, envs, spec.action_space.shape[0]), generator=generator) * 0.2 - 0.1
+
+    actions = [action() for _ in range(steps)]
+    game.reset(0)
+    start = time.perf_counter()
+    for a in actions:
+        game.step(a)
+    return tasks * envs * steps / (time.perf_counter() - start)
+
+
+def sync_vector_steps_per_s(game_id: str, num_envs: int, steps: int) -> float:
+    """Env steps/s of the gymnasium view through SyncVectorEnv (auto-reset on), random actions."""
+    spec = get_registry().game(game_id)
+    variants = spec.variant_space.sample("train", num_envs, seed=0)
+    vector = gymnasium.vector.SyncVectorEnv([lambda v=v: spec.make_env(v) for v in variants])
+    vector.reset(seed=0)
+    vector.action_space.seed(0)
+    actions = [vector.action_space.sample() for _ in range(steps)]
+    start = time.perf_counter()
+    for a in actions:
+        vector.step(a)
+    elapsed = time.perf_counter() - start
+    vector.close()
+    return num_envs * steps / elapsed
+
+
+def bench_envs(quick: bool) -> list[dict[str, float | str]]:
+    rows = []
+    for game_id in ("gridnav", "pointnav"):
+        for tasks, envs, steps in ((20, 20, 200), (1000, 100, 20 if quick else 50)):
+            batched = batched_steps_per_s(game_id, tasks, envs, steps)
+            # SyncVectorEnv's cost per env step does not depend on the number of envs (a Python
+            # loop over them), so it is measured on at most 2,000 envs.
+            sync_envs = min(tasks * envs, 2000)
+            sync = sync_vector_steps_per_s(game_id, sync_envs, 10 if sync_envs > 400 else 50)
+            rows.append({"game": game_id, "batch": f"{tasks}x{envs}", "batched_steps_per_s": batched,
+                         "sync_vector_envs": sync_envs, "sync_vector_steps_per_s": sync,
+                         "ratio": batched / sync})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--child-maml-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 5 if args.quick else 15
+    if args.child_maml_only:
+        tune_malloc()
+        print(json.dumps(bench_maml(20, 20, repeats)))
+        return
+    tuned = tune_malloc()
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
+          f"malloc tuning {'on' if tuned else 'unavailable'}")
+    print("\n== MAML at the pointnav paper setting (20 tasks x 20 episodes x 100 steps, "
+          "1 inner step, second order) ==")
+    for tasks in (20, 100):
+        maml = bench_maml(tasks, 20, repeats if tasks == 20 else max(3, repeats // 3))
+        print(f"{tasks} tasks: meta-gradient   vmap {maml['gradient_vmap_s']:.3f} s  "
+              f"per-task loop {maml['gradient_loop_s']:.3f} s  "
+              f"ratio {maml['gradient_loop_s'] / maml['gradient_vmap_s']:.2f}x")
+        print(f"{tasks} tasks: meta-iteration  vmap {maml['iteration_vmap_s']:.3f} s  "
+              f"per-task loop {maml['iteration_loop_s']:.3f} s  "
+              f"ratio {maml['iteration_loop_s'] / maml['iteration_vmap_s']:.2f}x  "
+              f"(of which one sampling round {maml['sampling_one_round_s']:.3f} s)")
+        if tasks == 20:
+            reference = maml
+    print("\n== env steps/s: batched tensor view vs gymnasium.vector.SyncVectorEnv ==")
+    for row in bench_envs(args.quick):
+        print(f"{row['game']:8s} {row['batch']:>8s}: batched {row['batched_steps_per_s']:>12,.0f}/s  "
+              f"SyncVectorEnv ({row['sync_vector_envs']} envs) "
+              f"{row['sync_vector_steps_per_s']:>10,.0f}/s  ratio {row['ratio']:.0f}x")
+    print("\n== malloc tuning (child process with it disabled) ==")
+    child = subprocess.run([sys.executable, __file__, "--child-maml-only", "--threads",
+                            str(args.threads)] + (["--quick"] if args.quick else []),
+                           env={**os.environ, DISABLE_ENV: "1"}, capture_output=True,
+                           text=True, check=True)
+    untuned = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"20 tasks meta-iteration (vmap): tuned {reference['iteration_vmap_s']:.3f} s, "
+          f"untuned {untuned['iteration_vmap_s']:.3f} s, "
+          f"ratio {untuned['iteration_vmap_s'] / reference['iteration_vmap_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

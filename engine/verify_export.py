@@ -1,0 +1,341 @@
+"""Checks every exported file before it is published: ONNX checker, ONNX Runtime vs PyTorch.
+
+* Observations come from the game itself: its gymnasium view (``spec.make_env(variant)``)
+  is played with random actions over several seeds; if that yields too few, samples of the
+  observation space fill up. :func:`verify_policy` adds far-out observations (40 standard
+  deviations of the policy's normaliser away) so the ±10 normalisation clip is exercised.
+* float32 outputs must match PyTorch to :data:`TOLERANCE` (max abs diff); a discrete
+  ``action`` must equal PyTorch's argmax, except where PyTorch's two largest logits are
+  within :data:`TOLERANCE` of each other (a tie at float32 precision; such samples are counted
+  in ``action_ties`` but cannot fail the export).
+* ``policy.int8.onnx``: every float output within :data:`INT8_TOLERANCE` of PyTorch, or
+  within that fraction of the output's largest magnitude when larger than 1 (dynamic int8
+  quantisation of the weights and activations typically errs by about 1 %); discrete action
+  agreement is reported, not required.
+* Latency: the median wall time of ``InferenceSession.run`` on the CPU provider with one
+  intra-op thread, for a batch of 1 and of 64 observations.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .game import GameSpec
+from .policy import MLPPolicy
+from .variants import Variant
+
+TOLERANCE = 1e-5
+INT8_TOLERANCE = 0.1
+FAR_OUT_SAMPLES = 64
+ADAPTER_SAMPLES = 256
+MAX_EPISODE_STEPS = 1000
+MAX_EPISODES = 200
+
+
+def onnxruntime_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def onnx_version() -> str:
+    import onnx
+
+    return str(onnx.__version__)
+
+
+# -- observations ------------------------------------------------------------------------------
+def collect_observations(spec: GameSpec, variant: Variant, count: int, seed: int = 0
+                         ) -> tuple[np.ndarray, dict[str, Any]]:
+    """``count`` observations ``[count, obs_dim]`` float32 played in the game (random actions)."""
+    obs_dim = int(np.prod(spec.observation_space.shape))
+    collected: list[np.ndarray] = []
+    episodes = 0
+    env = spec.make_env(variant)
+    try:
+        while len(collected) < count and episodes < MAX_EPISODES:
+            episode_seed = seed + episodes
+            observation, _ = env.reset(seed=episode_seed)
+            env.action_space.seed(episode_seed)
+            episodes += 1
+            collected.append(np.asarray(observation, dtype=np.float32).reshape(obs_dim))
+            for _ in range(MAX_EPISODE_STEPS):
+                if len(collected) >= count:
+                    break
+                observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                collected.append(np.asarray(observation, dtype=np.float32).reshape(obs_dim))
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+    played = len(collected)
+    space = spec.observation_space
+    space.seed(seed)
+    while len(collected) < count:
+        collected.append(np.asarray(space.sample(), dtype=np.float32).reshape(obs_dim))
+    observations = np.nan_to_num(np.stack(collected[:count]), posinf=1e6, neginf=-1e6)
+    return observations.astype(np.float32), {"played": min(played, count), "episodes": episodes,
+                                             "sampled_from_space": max(0, count - played)}
+
+
+def far_out_observations(policy: MLPPolicy, count: int = FAR_OUT_SAMPLES, seed: int = 0
+                         ) -> np.ndarray:
+    """Observations ~40 normaliser standard deviations out (clipped to ±10 in the graph)."""
+    generator = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (count, policy.obs_dim), generator=generator) * 2 - 1
+    scale = torch.rand(count, policy.obs_dim, generator=generator) * 60 + 10
+    far = policy.obs_mean + signs * scale * torch.sqrt(policy.obs_var + 1e-8)
+    return far.to(torch.float32).numpy()
+
+
+# -- ONNX Runtime ------------------------------------------------------------------------------
+def check_model(path: Path) -> None:
+    """``onnx.checker.check_model`` with full shape inference (raises on an invalid file)."""
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def session(path: Path | bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    source = path if isinstance(path, bytes) else str(path)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    names = [output.name for output in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def torch_outputs(policy: MLPPolicy, observations: np.ndarray,
+                  params: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """What ``policy.onnx`` (or ``policy_weights.onnx`` with ``params``) should output."""
+    from .export import output_names, reference_outputs
+    from .policy import policy_params
+
+    with torch.no_grad():
+        values = reference_outputs(policy, params if params is not None else policy_params(policy),
+                                torch.from_numpy(np.ascontiguousarray(observations)))
+    return {name: value.detach().numpy() for name, value in zip(output_names(policy), values)}
+
+
+def compare(policy: MLPPolicy, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+            tolerance: float) -> dict[str, Any]:
+    """Max abs diff per output, and whether all are within ``tolerance`` (see module doc)."""
+    diffs: dict[str, float] = {}
+    result: dict[str, Any] = {}
+    passed = True
+    for name, want in expected.items():
+        have = got.get(name)
+        if have is None or have.shape != want.shape:
+            return {"max_abs_diff": diffs, "passed": False,
+                    "failure": f"output {name!r} has shape "
+                               f"{None if have is None else list(have.shape)}, expected "
+                               f"{list(want.shape)}"}
+        if name == "action" and policy.discrete:
+            mismatch = have.astype(np.int64) != want.astype(np.int64)
+            logits = np.sort(expected["logits"], axis=-1)
+            tie = (logits[..., -1] - logits[..., -2]) <= tolerance if logits.shape[-1] > 1 \
+                else np.zeros_like(mismatch)
+            gap = np.abs(have.astype(np.int64) - want.astype(np.int64))
+            diffs[name] = float(gap.max(initial=0))
+            result["action_mismatches"] = int(mismatch.sum())
+            result["action_ties"] = int((mismatch & tie).sum())
+            if (mismatch & ~tie).any():
+                passed = False
+                result.setdefault("failure", f"{int((mismatch & ~tie).sum())} discrete actions "
+                                             f"differ from PyTorch's")
+            continue
+        diff = float(np.abs(have.astype(np.float64) - want.astype(np.float64)).max(initial=0.0))
+        diffs[name] = diff if np.isfinite(diff) else float("inf")
+        if not diff <= tolerance:
+            passed = False
+            result.setdefault("failure", f"output {name!r} differs from PyTorch by {diff:.3g} "
+                                         f"(tolerance {tolerance:g})")
+    return {"max_abs_diff": diffs, "passed": passed, **result}
+
+
+def _merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The worst case of several :func:`compare` results."""
+    merged: dict[str, Any] = {"max_abs_diff": {}, "passed": all(r["passed"] for r in results)}
+    for result in results:
+        for name, value in result["max_abs_diff"].items():
+            merged["max_abs_diff"][name] = max(value, merged["max_abs_diff"].get(name, 0.0))
+        for key in ("action_mismatches", "action_ties"):
+            if key in result:
+                merged[key] = merged.get(key, 0) + result[key]
+        if "failure" in result and "failure" not in merged:
+            merged["failure"] = result["failure"]
+    return merged
+
+
+# -- the checks --------------------------------------------------------------------------------
+def verify_policy(policy: MLPPolicy, path: Path, observations: np.ndarray) -> dict[str, Any]:
+    """``policy.onnx`` against PyTorch on ``observations`` plus far-out ones; batch 1 and 37."""
+    check_model(path)
+    sess = session(path)
+    probe = np.concatenate([observations, far_out_observations(policy)]).astype(np.float32)
+    results = [compare(policy, torch_outputs(policy, probe),
+                       run(sess, {"observation": probe}), TOLERANCE)]
+    for size in (1, 37):  # the batch dimension is dynamic
+        part = probe[:size]
+        results.append(compare(policy, torch_outputs(policy, part),
+                               run(sess, {"observation": part}), TOLERANCE))
+    merged = _merge(results)
+    return {"samples": int(len(probe)), "far_out_samples": FAR_OUT_SAMPLES,
+            "batch_sizes": [int(len(probe)), 1, 37], "tolerance": TOLERANCE,
+            "onnx_checker": True, **merged}
+
+
+def _weight_feeds(blob: bytes, specs: Sequence[Any]) -> dict[str, np.ndarray]:
+    from .adapter_export import read_weights_blob
+
+    return read_weights_blob(blob, specs)
+
+
+def verify_weights_policy(policy: MLPPolicy, path: Path, policy_path: Path, blob: bytes,
+                          specs: Sequence[Any], observations: np.ndarray) -> dict[str, Any]:
+    """``policy_weights.onnx`` fed ``weights.bin`` against ``policy.onnx`` and PyTorch."""
+    check_model(path)
+    feeds = _weight_feeds(blob, specs)
+    got = run(session(path), {"observation": observations, **feeds})
+    versus_torch = compare(policy, torch_outputs(policy, observations), got, TOLERANCE)
+    versus_policy = compare(policy, run(session(policy_path), {"observation": observations}),
+                            got, TOLERANCE)
+    return {"samples": int(len(observations)), "tolerance": TOLERANCE, "onnx_checker": True,
+            "max_abs_diff": versus_torch["max_abs_diff"],
+            "max_abs_diff_vs_policy_onnx": versus_policy["max_abs_diff"],
+            "passed": versus_torch["passed"] and versus_policy["passed"],
+            **({"failure": (versus_torch.get("failure") or versus_policy.get("failure"))}
+               if not (versus_torch["passed"] and versus_policy["passed"]) else {})}
+
+
+def adapter_data(policy: MLPPolicy, observations: np.ndarray, count: int = ADAPTER_SAMPLES,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed ``(observations, actions, advantages)``: game observations, actions sampled
+    from the policy (policy units), standard-normal advantages."""
+    from .policy import distribution_params, policy_params
+
+    generator = torch.Generator().manual_seed(seed)
+    obs = torch.from_numpy(np.ascontiguousarray(observations[:count]))
+    with torch.no_grad():
+        dist = distribution_params(policy, policy_params(policy), obs)
+        actions = policy.sample(dist, generator)
+    advantages = torch.randn(len(obs), generator=generator)
+    return obs.numpy(), actions.numpy(), advantages.numpy()
+
+
+def verify_adapter(policy: MLPPolicy, path: Path, weights_policy_path: Path, blob: bytes,
+                   specs: Sequence[Any], observations: np.ndarray, inner_lr: float
+                   ) -> dict[str, Any]:
+    """``adapter.onnx`` against the engine's inner step (N = 256 and N = 1), and the adapted
+    weights through ``policy_weights.onnx`` against the PyTorch adapted policy."""
+    from .adapter_export import own_params, reference_inner_step
+
+    check_model(path)
+    sess = session(path)
+    weights = _weight_feeds(blob, specs)
+    obs, actions, advantages = adapter_data(policy, observations)
+    worst, per_output = 0.0, {}
+    adapted_onnx: dict[str, np.ndarray] = {}
+    for size in (len(obs), 1):
+        feeds = {**weights, "observations": obs[:size], "actions": actions[:size],
+                 "advantages": advantages[:size], "inner_lr": np.asarray(inner_lr, np.float32)}
+        got = run(sess, feeds)
+        reference = reference_inner_step(
+            policy, own_params(policy), torch.from_numpy(obs[:size]),
+            torch.from_numpy(actions[:size]), torch.from_numpy(advantages[:size]), inner_lr)
+        for spec in specs:
+            name = f"new_{spec.input_name}"
+            diff = float(np.abs(got[name].astype(np.float64)
+                                - reference[spec.name].numpy().astype(np.float64)).max())
+            per_output[name] = max(per_output.get(name, 0.0), diff)
+            worst = max(worst, diff if np.isfinite(diff) else float("inf"))
+        if size == len(obs):
+            adapted_onnx = {spec.input_name: got[f"new_{spec.input_name}"] for spec in specs}
+            adapted_torch = reference
+    roundtrip = compare(policy, torch_outputs(policy, observations, adapted_torch),
+                        run(session(weights_policy_path),
+                            {"observation": observations, **adapted_onnx}), TOLERANCE)
+    passed = worst <= TOLERANCE and roundtrip["passed"]
+    result = {"samples": int(len(obs)), "sample_counts": [int(len(obs)), 1],
+              "inner_lr": float(inner_lr), "tolerance": TOLERANCE, "onnx_checker": True,
+              "max_abs_diff": per_output,
+              "adapted_policy_max_abs_diff": roundtrip["max_abs_diff"], "passed": passed}
+    if not passed:
+        result["failure"] = (f"adapted weights differ from the engine's inner step by "
+                             f"{worst:.3g}" if worst > TOLERANCE else roundtrip.get("failure"))
+    return result
+
+
+def measure_latency(path: Path | bytes, obs_dim: int, runs: int = 300, warmup: int = 30,
+                    batches: Sequence[int] = (1, 64)) -> dict[str, Any]:
+    """Median µs of ``InferenceSession.run`` per call (CPU provider, one thread)."""
+    sess = session(path)
+    names = [output.name for output in sess.get_outputs()]
+    generator = np.random.default_rng(0)
+    result: dict[str, Any] = {}
+    for batch in batches:
+        feeds = {"observation": generator.standard_normal((batch, obs_dim)).astype(np.float32)}
+        for _ in range(warmup):
+            sess.run(names, feeds)
+        times = np.empty(runs)
+        for index in range(runs):
+            started = time.perf_counter_ns()
+            sess.run(names, feeds)
+            times[index] = time.perf_counter_ns() - started
+        result[f"batch_{batch}"] = round(float(np.median(times)) / 1000.0, 2)
+    result.update({"provider": "CPUExecutionProvider", "intra_op_threads": 1, "runs": runs})
+    return result
+
+
+def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: np.ndarray
+                  ) -> dict[str, Any]:
+    """``quantize_dynamic`` (int8 weights) to ``target``, with parity and latency."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .errors import GameadaptError
+    from .export import quiet
+
+    try:
+        with quiet():
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        check_model(target)
+    except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds of errors
+        raise GameadaptError(f"int8 quantisation failed ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:160]})") from None
+    probe = np.concatenate([observations, far_out_observations(policy)]).astype(np.float32)
+    expected = torch_outputs(policy, probe)
+    got = run(session(target), {"observation": probe})
+    diffs, tolerances, passed, failure = {}, {}, True, None
+    for name, want in expected.items():
+        if name == "action" and policy.discrete:
+            continue
+        tolerance = INT8_TOLERANCE * max(1.0, float(np.abs(want).max(initial=0.0)))
+        diff = float(np.abs(got[name].astype(np.float64) - want.astype(np.float64)).max())
+        diffs[name], tolerances[name] = diff, tolerance
+        if not diff <= tolerance:
+            passed = False
+            failure = failure or (f"int8 output {name!r} differs from PyTorch by {diff:.3g} "
+                                  f"(tolerance {tolerance:.3g})")
+    result: dict[str, Any] = {
+        "type": "int8-dynamic", "file": target.name, "samples": int(len(probe)),
+        "max_abs_diff": diffs, "tolerance": tolerances,
+        "tolerance_rule": f"{INT8_TOLERANCE} x max(1, largest |output| of PyTorch)",
+        "passed": passed, "latency_us": measure_latency(target, policy.obs_dim)}
+    if policy.discrete:
+        result["action_agreement"] = float(np.mean(got["action"] == expected["action"]))
+    if failure:
+        result["failure"] = failure
+    return result
