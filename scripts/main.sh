@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
-# The main job, end to end on the built-in default game: install (if needed), then run
-# every stage of the pipeline that exists at this commit.
+# The main job, end to end on the built-in default game: install (if needed), look at the
+# game's variants, meta-train a small preset, evaluate it on held-out variants against the
+# baselines, adapt to one held-out variant, export it to ONNX (verified), and play the
+# exported file with ONNX Runtime only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 GAME="${GAMEADAPT_GAME:-gridnav}"
-OUT="$ROOT/runs/main"
-mkdir -p "$OUT"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+RUN="runs/main-$GAME-$STAMP"
+ADAPTED="$RUN/adapted"
+EXPORT="exports/$GAME-main-$STAMP"
+# The small preset: a few minutes on 2 CPU cores (see docs/performance.md for full runs).
+PRESET=(--iterations "${GAMEADAPT_ITERATIONS:-40}" --meta-batch 20 --envs-per-task 10)
 
 echo "==> gameadapt $(gameadapt --version | awk '{print $NF}')"
-echo "==> installed games"
 gameadapt games list
 echo
-echo "==> the default game, $GAME: spaces, level and rule parameters, train / held-out split"
+echo "==> $GAME: spaces, level and rule parameters, train / held-out split"
 gameadapt games show "$GAME"
 echo
-echo "==> 3 training variants and 3 held-out variants (seeded)"
-gameadapt games sample "$GAME" --split train -n 3 --seed 0
+echo "==> 3 held-out variants (seeded)"
 gameadapt games sample "$GAME" --split test -n 3 --seed 0
+mkdir -p runs
+VARIANT_FILE="runs/main-$GAME-$STAMP.heldout-variant.json"
+gameadapt games sample "$GAME" --split test -n 1 --seed 7 --json | python -c \
+  'import json,sys; print(json.dumps(json.load(sys.stdin)[0]))' > "$VARIANT_FILE"
+
 echo
-echo "==> a few random steps of a held-out variant"
-gameadapt games sample "$GAME" --split test -n 1 --seed 0 --json | python -c \
-  'import json,sys; print(json.dumps(json.load(sys.stdin)[0]))' > "$OUT/heldout-variant.json"
-gameadapt games play "$GAME" --variant-file "$OUT/heldout-variant.json" --seed 0 --steps 5
+echo "==> meta-training maml on $GAME (${PRESET[*]})"
+gameadapt train "$GAME" --algo maml "${PRESET[@]}" --run-dir "$RUN"
+echo
+echo "==> held-out evaluation against the baselines (pretrain is trained with the same data)"
+gameadapt evaluate "$RUN" --tasks 20 --episodes 10 --steps 0,1,3 --seeds 0,1 \
+  --baselines pretrain,scratch --plot "$RUN/evaluation.png"
+echo
+echo "==> adapting to one held-out variant: $(cat "$VARIANT_FILE")"
+gameadapt adapt "$RUN" --variant-file "$VARIANT_FILE" --episodes 20 -o "$ADAPTED"
+echo
+echo "==> exporting the adapted policy to ONNX (verified against PyTorch, with the adapter graph)"
+gameadapt export "$ADAPTED" -o "$EXPORT" --with-adapter
+echo
+echo "==> playing the exported file with ONNX Runtime only (no torch)"
+gameadapt play "$EXPORT" --episodes 5 --seed 100
+echo
+echo "==> files"
+echo "run (config, metrics, TensorBoard, checkpoint): $RUN"
+echo "evaluation plot:                               $RUN/evaluation.png"
+echo "adapted policy:                                $ADAPTED"
+echo "ONNX policy + manifest (+ adapter):            $EXPORT"
+ls -l "$EXPORT"
