@@ -16,7 +16,8 @@ import gameadapt.games.gridnav as gridnav
 from gameadapt.errors import VariantError
 from gameadapt.games.gridnav import VARIANT_SPACE, GridNavEnv
 from gameadapt.games.gridnav.dynamics import CONTROLS, DX, DY
-from gameadapt.games.gridnav.levels import generate_level, shortest_path, shortest_path_length
+from gameadapt.games.gridnav.levels import (distance_map, generate_level, shortest_path,
+                                            shortest_path_length)
 from gameadapt.hashrandom import stream_key
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
@@ -70,6 +71,19 @@ def test_shortest_path_length() -> None:
     assert shortest_path_length(walls, (0, 0), (0, 0)) == 0
     walls[1, 2] = True
     assert shortest_path_length(walls, (0, 0), (0, 2)) is None
+
+
+@pytest.mark.parametrize("size,density", [(5, 0.0), (7, 0.15), (9, 0.35)])
+def test_distance_map_matches_shortest_paths(size: int, density: float) -> None:
+    for seed in range(10):
+        level = generate_level(seed, size, density)
+        distance = distance_map(level.walls, level.goal)
+        assert distance.shape == (size, size) and distance.dtype == np.int64
+        assert distance[level.goal[1], level.goal[0]] == 0
+        for y in range(size):
+            for x in range(size):
+                length = shortest_path_length(level.walls, (x, y), level.goal)
+                assert distance[y, x] == (-1 if length is None else length), (seed, x, y)
 
 
 # -- single view --------------------------------------------------------------------------
@@ -175,7 +189,7 @@ def test_walls_and_border_block_moves() -> None:
 
 def test_time_limit_truncation() -> None:
     # size 7: the goal is >= 6 moves away, so 5 steps can never reach it
-    env = GridNavEnv(variant(size=7, time_limit=5, step_cost=0.05, slip=0.5))
+    env = GridNavEnv(variant(size=7, time_limit=5, step_cost=0.05, slip=0.5, progress_reward=0.0))
     env.reset(seed=1)
     for t in range(1, 6):
         obs, reward, terminated, truncated, _ = env.step(t % 4)
@@ -188,7 +202,7 @@ def test_time_limit_truncation() -> None:
 @pytest.mark.parametrize("controls", ["normal", "rotated_270"])
 def test_goal_reward_on_shortest_path(controls: str) -> None:
     values = dict(seed=42, size=8, wall_density=0.3, goal_reward=2.5, step_cost=0.1,
-                  controls=controls)
+                  progress_reward=0.25, controls=controls)
     level = generate_level(42, 8, 0.3)
     path = shortest_path(level.walls, level.start, level.goal)
     assert path is not None
@@ -200,8 +214,40 @@ def test_goal_reward_on_shortest_path(controls: str) -> None:
         obs, reward, terminated, truncated, _ = env.step(action)
         last = i == len(path) - 2
         assert terminated == last and not truncated
-        assert reward == pytest.approx(2.4 if last else -0.1)
+        assert reward == pytest.approx(2.65 if last else 0.15)  # every move is progress
     assert obs[2] == 0.0 and obs[3] == 0.0
+
+
+def test_progress_reward_signs_and_sum() -> None:
+    # an open level: the shortest-path distance is the Manhattan distance
+    seed = open_level_seed(7)
+    level = generate_level(seed, 7, 0.0)
+    (ax, ay), (gx, gy) = level.start, level.goal
+    toward = RIGHT if gx > ax else LEFT
+    away = LEFT if toward == RIGHT else RIGHT
+    env = GridNavEnv(variant(seed=seed, wall_density=0.0, step_cost=0.01, progress_reward=0.3,
+                             time_limit=200))
+    env.reset(seed=0)
+    assert env.step(toward)[1] == pytest.approx(0.29)
+    assert env.step(away)[1] == pytest.approx(-0.31)
+    for _ in range(7):  # into the border: blocked moves make no progress
+        obs, reward, *_ = env.step(UP)
+    assert obs[1] == 0.0 and reward == pytest.approx(-0.01)
+    # undiscounted, the shaping telescopes: random walks earn 0.3 * (start - final distance)
+    rng = np.random.default_rng(0)
+    distance = distance_map(level.walls, level.goal)
+    for episode in range(5):
+        env = GridNavEnv(variant(seed=seed, wall_density=0.0, step_cost=0.0, goal_reward=1.0,
+                                 progress_reward=0.3, slip=0.2, time_limit=30))
+        env.reset(seed=episode)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(rng.integers(4)))
+            total += reward
+            done = terminated or truncated
+        x, y = (int(round(v * 6)) for v in obs[:2])
+        expected = 0.3 * (distance[ay, ax] - distance[y, x]) + (1.0 if terminated else 0.0)
+        assert total == pytest.approx(expected, abs=1e-5)
 
 
 def test_slip_changes_moves_and_is_seeded() -> None:
@@ -256,8 +302,12 @@ def test_game_spec() -> None:
     test = spec.variant_space.sample("test", 50, seed=0)
     for v in train + test:
         assert spec.variant_space.validate(v, partial=False) == v
-    assert {v["rules"]["controls"] for v in test} == {"rotated_270", "antitransposed"}
-    assert not {v["rules"]["controls"] for v in train} & {"rotated_270", "antitransposed"}
+    # the control mapping is what adaptation identifies: all 8 in both splits
+    assert {v["rules"]["controls"] for v in train} == set(CONTROLS)
+    assert {v["rules"]["controls"] for v in test} == set(CONTROLS)
+    # held out: the levels and the slip values
+    assert all(0.0 <= v["rules"]["slip"] <= 0.1 for v in train)
+    assert all(0.1 <= v["rules"]["slip"] <= 0.2 for v in test)
     assert all(v["level"]["seed"] < 10_000 for v in train)
     assert all(10_000 <= v["level"]["seed"] < 20_000 for v in test)
     assert isinstance(spec.make_env(train[0]), GridNavEnv)
@@ -277,9 +327,9 @@ def test_builtin_registry_loads_gridnav() -> None:
 PARITY_VARIANTS = [
     variant(seed=11, size=5, wall_density=0.2, controls="rotated_90", slip=0.3, time_limit=12),
     variant(seed=222, size=9, wall_density=0.35, controls="mirrored", slip=0.3, time_limit=20,
-            goal_reward=3.0, step_cost=0.05),
+            goal_reward=3.0, step_cost=0.05, progress_reward=0.37),
     variant(seed=3333, size=7, controls="antitransposed", slip=0.3, time_limit=16,
-            step_cost=0.0),
+            step_cost=0.0, progress_reward=0.0),
 ]
 
 
@@ -347,7 +397,8 @@ def test_batched_reaches_goal_and_is_reproducible() -> None:
     path = shortest_path(level.walls, level.start, level.goal)
     assert path is not None
     plan = [ACTION_OF_DELTA[(b[0] - a[0], b[1] - a[1])] for a, b in zip(path, path[1:])]
-    v = variant(seed=42, size=8, wall_density=0.3, goal_reward=2.0, step_cost=0.0)
+    v = variant(seed=42, size=8, wall_density=0.3, goal_reward=2.0, step_cost=0.0,
+                progress_reward=0.0)
     batch = gridnav.make_batched([v, v], 2, "cpu")
     batch.reset(0)
     total = torch.zeros(2, 2)

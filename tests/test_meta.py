@@ -141,7 +141,7 @@ def test_algorithm_plugins_train_and_adapt(algorithm_id: str) -> None:
     torch.manual_seed(0)
     spec = get_registry().algorithm(algorithm_id)
     algorithm = spec.make({"hidden_sizes": "8,8", "outer_epochs": 2, "outer_minibatches": 2,
-                           "outer_lr": 0.01})
+                           "outer_lr": 0.01, "normalize_observations": True})
     policy = algorithm.make_policy(OBSERVATION_SPACE, BOX_ACTIONS)
     params = policy_params(policy)
     optimizer = algorithm.make_optimizer(params)
@@ -160,6 +160,21 @@ def test_algorithm_plugins_train_and_adapt(algorithm_id: str) -> None:
     assert all(adapted[n].shape == (3, *params[n].shape) for n in params)
     curve = evaluate_adaptation(algorithm, policy, params, game, seed=3, steps=2)
     assert curve.shape == (3, 3) and torch.isfinite(curve).all()
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_observation_statistics_update_or_freeze(freeze: bool) -> None:
+    algorithm = get_registry().algorithm("fomaml").make(
+        {"hidden_sizes": [4], "normalize_observations": True, "freeze_normalizer": freeze})
+    policy = algorithm.make_policy(OBSERVATION_SPACE, BOX_ACTIONS)
+    params = policy_params(policy)
+    optimizer = algorithm.make_optimizer(params)
+    game = FakeGame(GOALS, 2, horizon=5)
+    counts = []
+    for seed in range(2):
+        algorithm.meta_train_step(policy, params, optimizer, game, seed)
+        counts.append(policy.obs_count.item())
+    assert counts == ([60.0, 60.0] if freeze else [60.0, 120.0])  # pre + post: 2 x 3 x 2 x 5
 
 
 def test_algorithms_learn_on_the_fake_game() -> None:
@@ -204,8 +219,8 @@ def test_task_slices_cover_every_task_once() -> None:
 
 def test_options_are_parsed_from_strings() -> None:
     config = LearnerConfig.from_mapping({"inner_steps": "3", "outer_lr": "1e-3",
-                                         "normalize_observations": "false",
+                                         "normalize_observations": "yes",
                                          "hidden_sizes": "32,32"})
     assert (config.inner_steps, config.outer_lr, config.normalize_observations,
-            config.hidden_sizes) == (3, 1e-3, False, (32, 32))
+            config.hidden_sizes) == (3, 1e-3, True, (32, 32))
     assert dataclasses.asdict(config)["hidden_sizes"] == (32, 32)

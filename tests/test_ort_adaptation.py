@@ -29,8 +29,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ort-adapt")
     run, out = root / "run", root / "export"
     runner = CliRunner()
-    result = runner.invoke(cli, ["train", "pointnav", "--iterations", "1", "--meta-batch", "2",
-                                 "--envs-per-task", "2", "--run-dir", str(run)])
+    result = runner.invoke(cli, ["train", "pointnav", "--iterations", "3", "--meta-batch", "4",
+                                 "--envs-per-task", "4", "--run-dir", str(run)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["export", str(run), "-o", str(out), "--with-adapter"])
     assert result.exit_code == 0, result.output

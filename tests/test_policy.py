@@ -84,7 +84,8 @@ def test_greedy_action(policy: MLPPolicy) -> None:
 
 
 def test_box_actions_are_scaled_to_the_bounds() -> None:
-    space = gymnasium.spaces.Box(np.array([-0.1, 0.0]), np.array([0.1, 4.0]), dtype=np.float32)
+    low, high = np.array([-0.1, 0.0], np.float32), np.array([0.1, 4.0], np.float32)
+    space = gymnasium.spaces.Box(low, high)
     scaled, raw = MLPPolicy(OBS, space), MLPPolicy(OBS, space, scale_actions=False)
     actions = torch.tensor([[0.5, 0.5], [-3.0, 3.0], [1.0, -1.0]])
     expected = torch.tensor([[0.05, 3.0], [-0.1, 4.0], [0.1, 0.0]])

@@ -20,8 +20,8 @@ from .env import GridNavEnv, action_space, observation_space
 GAME_ID = "gridnav"
 GYM_ID = "gameadapt/GridNav-v0"
 DESCRIPTION = ("Grid navigation to a goal cell through generated walls; variants change the "
-               "level, the control mapping (8 symmetries of the square), slip, rewards and "
-               "time limit.")
+               "level, the unobserved control mapping (8 symmetries of the square), slip, "
+               "rewards and time limit.")
 
 __all__ = ["GAME_ID", "GYM_ID", "VARIANT_SPACE", "GridNavEnv", "make_batched", "make_env",
            "register_games"]

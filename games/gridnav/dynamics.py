@@ -16,7 +16,7 @@ import numpy as np
 from gameadapt.hashrandom import uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
 
-from .levels import generate_level
+from .levels import distance_map, generate_level
 
 OBS_DIM = 9
 NUM_ACTIONS = 4  # 0 up, 1 down, 2 left, 3 right
@@ -34,6 +34,7 @@ CONTROLS: dict[str, tuple[int, int, int, int]] = {
     "transposed": (2, 3, 0, 1),  # x <-> y: up <-> left, down <-> right
     "antitransposed": (3, 2, 1, 0),  # up <-> right, down <-> left
 }
+ALL_CONTROLS = tuple(CONTROLS)
 MIN_SIZE, MAX_SIZE = 5, 9
 PADDED = MAX_SIZE + 2  # padded wall grids have a one-cell wall border
 
@@ -43,15 +44,18 @@ VARIANT_SPACE = VariantSpace([
     Param("size", "level", IntRange(MIN_SIZE, MAX_SIZE), 7, "grid side length in cells"),
     Param("wall_density", "level", FloatRange(0.0, 0.35), 0.15,
           "probability that a cell is a wall"),
-    Param("controls", "rules", Choice(tuple(CONTROLS)), "normal",
-          "symmetry of the square that maps intended to actual move directions",
-          train=Choice(("normal", "rotated_90", "rotated_180", "mirrored", "flipped",
-                        "transposed")),
-          test=Choice(("rotated_270", "antitransposed"))),
+    Param("controls", "rules", Choice(ALL_CONTROLS), "normal",
+          "symmetry of the square that maps intended to actual move directions (not observed: "
+          "adaptation must identify it)",
+          train=Choice(ALL_CONTROLS), test=Choice(ALL_CONTROLS)),
     Param("slip", "rules", FloatRange(0.0, 0.5), 0.0,
-          "probability that a move goes in a uniformly random direction instead",
-          train=FloatRange(0.0, 0.2), test=FloatRange(0.0, 0.2)),
+          "probability that a move goes in a uniformly random direction instead "
+          "(held-out variants slip more than training ones)",
+          train=FloatRange(0.0, 0.1), test=FloatRange(0.1, 0.2)),
     Param("goal_reward", "rules", FloatRange(0.1, 10.0), 1.0, "reward for reaching the goal"),
+    Param("progress_reward", "rules", FloatRange(0.0, 1.0), 0.1,
+          "reward per step times the decrease of the shortest-path distance to the goal "
+          "(dense shaping; 0 leaves only the goal reward and the step cost)"),
     Param("step_cost", "rules", FloatRange(0.0, 0.2), 0.01, "reward subtracted every step"),
     Param("time_limit", "rules", IntRange(5, 200), 40, "steps before the episode is truncated"),
 ])
@@ -69,10 +73,12 @@ class Params(NamedTuple):
     start_y: Any  # int64 [T]
     goal_x: Any  # int64 [T]
     goal_y: Any  # int64 [T]
+    distance: Any  # int64 [T, PADDED, PADDED], shortest-path moves to the goal, like walls
     scale: Any  # float32 [T]: size - 1
     slip: Any  # float32 [T]
     goal_reward: Any  # float32 [T]
     step_cost: Any  # float32 [T]
+    progress_reward: Any  # float32 [T]
     time_limit: Any  # int64 [T]
 
 
@@ -90,8 +96,11 @@ def build_params(variants: Sequence[Variant]) -> Params:
     levels = [generate_level(v["level"]["seed"], v["level"]["size"], v["level"]["wall_density"])
               for v in variants]
     walls = np.ones((len(variants), PADDED, PADDED), dtype=bool)
+    distance = np.zeros((len(variants), PADDED, PADDED), dtype=np.int64)
     for i, level in enumerate(levels):
         walls[i, 1:level.size + 1, 1:level.size + 1] = level.walls
+        # -1 (walls, floor cut off from the goal) marks cells the agent never occupies
+        distance[i, 1:level.size + 1, 1:level.size + 1] = distance_map(level.walls, level.goal)
 
     def rules(name: str, dtype: Any) -> np.ndarray:
         return np.array([v["rules"][name] for v in variants], dtype=dtype)
@@ -107,10 +116,12 @@ def build_params(variants: Sequence[Variant]) -> Params:
         start_y=np.array([lv.start[1] for lv in levels], dtype=np.int64),
         goal_x=np.array([lv.goal[0] for lv in levels], dtype=np.int64),
         goal_y=np.array([lv.goal[1] for lv in levels], dtype=np.int64),
+        distance=distance,
         scale=np.array([lv.size - 1 for lv in levels], dtype=np.float32),
         slip=rules("slip", np.float32),
         goal_reward=rules("goal_reward", np.float32),
         step_cost=rules("step_cost", np.float32),
+        progress_reward=rules("progress_reward", np.float32),
         time_limit=rules("time_limit", np.int64),
     )
 
@@ -141,8 +152,14 @@ def observe(xp: Any, p: Params, s: State) -> Any:
 
 def step(xp: Any, p: Params, s: State, action: Any) -> tuple[State, Any, Any, Any]:
     """Move every env by ``action`` (int64, batch shape); return (state, reward, terminated,
-    truncated). Draws ``uniform(key, 2t)`` for the slip and ``uniform(key, 2t + 1)`` for the
-    random direction."""
+    truncated).
+
+    The reward is ``goal_reward`` on entering the goal, minus ``step_cost``, plus
+    ``progress_reward`` times the decrease of the shortest-path distance to the goal (a
+    potential-based shaping: it sums to ``progress_reward`` times the start's distance minus
+    the final one, and tells the agent at every step whether its move brought it closer).
+    Draws ``uniform(key, 2t)`` for the slip and ``uniform(key, 2t + 1)`` for the random
+    direction."""
     task = p.task
     slipped = uniform(xp, s.key, 2 * s.t) < p.slip[task]
     random_direction = _cast(xp, uniform(xp, s.key, 2 * s.t + 1) * 4, xp.int64)
@@ -153,5 +170,7 @@ def step(xp: Any, p: Params, s: State, action: Any) -> tuple[State, Any, Any, An
     terminated = (x == p.goal_x[task]) & (y == p.goal_y[task])
     truncated = (t >= p.time_limit[task]) & ~terminated
     cost = p.step_cost[task]
-    reward = xp.where(terminated, p.goal_reward[task] - cost, -cost)
+    progress = p.distance[task, s.y + 1, s.x + 1] - p.distance[task, y + 1, x + 1]
+    shaping = p.progress_reward[task] * _cast(xp, progress, xp.float32)
+    reward = xp.where(terminated, p.goal_reward[task] - cost, -cost) + shaping
     return State(x, y, t, s.key), reward, terminated, truncated

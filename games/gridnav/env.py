@@ -29,8 +29,9 @@ class GridNavEnv(gymnasium.Env):
     ## Description
     A ``size x size`` grid (5..9) of walls and floor, a start and a goal cell, generated from
     ``level.seed`` and always solvable. The ``controls`` rule permutes the move directions by
-    one of the 8 symmetries of the square, and with probability ``slip`` a move goes in a
-    uniformly random direction instead.
+    one of the 8 symmetries of the square (not observed: an agent must infer it from what its
+    moves do), and with probability ``slip`` a move goes in a uniformly random direction
+    instead.
 
     ## Action Space
     ``Discrete(4)``: the intended direction, 0 up, 1 down, 2 left, 3 right. Moving into a wall
@@ -42,7 +43,11 @@ class GridNavEnv(gymnasium.Env):
     wall or the border next to the agent up, down, left and right, then ``t / time_limit``.
 
     ## Rewards
-    ``-step_cost`` every step, plus ``goal_reward`` on the step that enters the goal.
+    ``-step_cost`` every step, plus ``goal_reward`` on the step that enters the goal, plus
+    ``progress_reward`` times the decrease of the shortest-path (BFS) distance to the goal on
+    that step: +progress_reward for a move closer, -progress_reward for a move away, 0 for a
+    blocked move. The shaping sums to ``progress_reward`` times (start distance - final
+    distance), so it does not change which paths are best.
 
     ## Episode End
     Terminated when the agent reaches the goal; truncated after ``time_limit`` steps.

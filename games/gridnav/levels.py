@@ -62,6 +62,27 @@ def shortest_path_length(walls: np.ndarray, start: Cell, goal: Cell) -> int | No
     return None if path is None else len(path) - 1
 
 
+def distance_map(walls: np.ndarray, goal: Cell) -> np.ndarray:
+    """Moves on a shortest path from every cell to ``goal`` (int64 ``[y, x]``; -1: unreachable).
+
+    One breadth-first search from the goal; walls and cells cut off from it are -1.
+    """
+    height, width = walls.shape
+    distance = np.full((height, width), -1, dtype=np.int64)
+    if walls[goal[1], goal[0]]:
+        return distance
+    distance[goal[1], goal[0]] = 0
+    queue = deque([goal])
+    while queue:
+        x, y = queue.popleft()
+        for nx, ny in ((x, y - 1), (x, y + 1), (x - 1, y), (x + 1, y)):
+            if 0 <= nx < width and 0 <= ny < height and not walls[ny, nx] \
+                    and distance[ny, nx] < 0:
+                distance[ny, nx] = distance[y, x] + 1
+                queue.append((nx, ny))
+    return distance
+
+
 def generate_level(seed: int, size: int, wall_density: float) -> Level:
     """The level for ``(seed, size, wall_density)``; deterministic and always solvable.
 
