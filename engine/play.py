@@ -20,6 +20,8 @@ import numpy as np
 from .errors import GameadaptError
 from .game import GameSpec, space_to_json
 from .onnxpolicy import OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
+from .preview import as_text as _as_text
+from .preview import frame as _frame
 from .variants import Variant
 
 
@@ -164,16 +166,3 @@ def _brief(space: dict[str, Any]) -> str:
     if space.get("type") == "discrete":
         return f"Discrete({space.get('n')})"
     return f"{space.get('type')} shape {space.get('shape')}"
-
-
-def _frame(env: Any, observation: Any, text_mode: bool) -> str:
-    if text_mode:
-        return str(env.render()).rstrip("\n")
-    return "observation " + _as_text(observation)
-
-
-def _as_text(value: Any) -> str:
-    array = np.asarray(value)
-    if array.ndim == 0:
-        return str(array.item())
-    return "[" + ", ".join(f"{x:+.3f}" for x in array.ravel().tolist()) + "]"

@@ -21,15 +21,15 @@ def play_random(spec: GameSpec, variant: Variant, *, seed: int, steps: int,
         observation, _ = env.reset(seed=seed)
         env.action_space.seed(seed)
         echo(f"{spec.id} variant: {variant}")
-        echo(_frame(env, observation, text_mode))
+        echo(frame(env, observation, text_mode))
         total = 0.0
         for step in range(1, steps + 1):
             action = env.action_space.sample()
             observation, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
-            echo(f"step {step}: action {_as_text(action)}  reward {float(reward):+.3f}  "
+            echo(f"step {step}: action {as_text(action)}  reward {float(reward):+.3f}  "
                  f"return {total:+.3f}")
-            echo(_frame(env, observation, text_mode))
+            echo(frame(env, observation, text_mode))
             if terminated or truncated:
                 echo("episode ended: " + ("terminated" if terminated else "truncated"))
                 break
@@ -38,13 +38,15 @@ def play_random(spec: GameSpec, variant: Variant, *, seed: int, steps: int,
         env.close()
 
 
-def _frame(env: Any, observation: Any, text_mode: bool) -> str:
+def frame(env: Any, observation: Any, text_mode: bool) -> str:
+    """The env's text rendering, or the observation vector when it has none."""
     if text_mode:
         return str(env.render()).rstrip("\n")
-    return "observation " + _as_text(observation)
+    return "observation " + as_text(observation)
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A scalar as it is, an array as ``[+0.123, ...]``."""
     array = np.asarray(value)
     if array.ndim == 0:
         return str(array.item())
