@@ -13,7 +13,8 @@ RUN="runs/main-$GAME-$STAMP"
 ADAPTED="$RUN/adapted"
 EXPORT="exports/$GAME-main-$STAMP"
 # The small preset: a few minutes on 2 CPU cores (see docs/performance.md for full runs).
-PRESET=(--iterations "${GAMEADAPT_ITERATIONS:-40}" --meta-batch 20 --envs-per-task 10)
+PRESET=(--iterations "${GAMEADAPT_ITERATIONS:-40}" --meta-batch 20 --envs-per-task 10 --inner-lr 0.3
+        -o gae_lambda=0.9)
 
 echo "==> gameadapt $(gameadapt --version | awk '{print $NF}')"
 gameadapt games list
