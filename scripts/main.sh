@@ -43,8 +43,8 @@ echo
 echo "==> exporting the adapted policy to ONNX (verified against PyTorch, with the adapter graph)"
 gameadapt export "$ADAPTED" -o "$EXPORT" --with-adapter
 echo
-echo "==> playing the exported file with ONNX Runtime only (no torch)"
-gameadapt play "$EXPORT" --episodes 5 --seed 100
+echo "==> playing the exported file with ONNX Runtime only (no torch), actions sampled as in training"
+gameadapt play "$EXPORT" --episodes 5 --seed 100 --sample
 echo
 echo "==> files"
 echo "run (config, metrics, TensorBoard, checkpoint): $RUN"
