@@ -24,13 +24,12 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium
 import numpy as np
 import torch
-
-from gameadapt.learner import Learner, LearnerConfig, detached
+from gameadapt.learner import Learner, detached
 from gameadapt.malloc import DISABLE_ENV, tune_malloc
 from gameadapt.meta import adapt, outer_loss, reference_meta_gradient
 from gameadapt.policy import expand_params, policy_params

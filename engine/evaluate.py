@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -22,7 +23,16 @@ from .errors import GameadaptError
 from .learner import evaluate_adaptation
 from .rollout import make_batched_game
 from .runs import RunDir
-from .trainer import ProgressCallback, Session, build_session, load_session, make_config, start_run, train
+from .trainer import (
+    ProgressCallback,
+    Session,
+    build_session,
+    load_session,
+    make_config,
+    set_cpu_threads,
+    start_run,
+    train,
+)
 from .variants import SPLITS
 
 BASELINES_DIR = "baselines"
@@ -105,6 +115,7 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
         if progress is not None:
             progress(method)
         session = method_session(run, method)
+        set_cpu_threads(session.device)
         torch.manual_seed(0)
         per_seed = evaluate_session(session, settings)
         results[method] = {"per_seed": per_seed, **summarize(per_seed),

@@ -6,7 +6,8 @@ Plugins mark implementations with ``gameadapt.hookimpl`` and are found through t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 

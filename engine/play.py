@@ -12,8 +12,9 @@ log-probability with respect to the mean is zero, so greedy data would not adapt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -11,9 +11,10 @@ A run folder holds::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .checkpoint import atomic_write_json, atomic_write_text
 from .errors import GameadaptError

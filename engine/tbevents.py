@@ -11,8 +11,8 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _CRC_TABLE = []
 for _byte in range(256):

@@ -9,11 +9,13 @@ the iteration, so a resumed run ends bit-identical to an uninterrupted one (on C
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -93,6 +95,19 @@ def make_config(values: Mapping[str, Any]) -> TrainConfig:
     return config
 
 
+THREADS_ENV = "GAMEADAPT_TORCH_THREADS"
+
+
+def set_cpu_threads(device: torch.device) -> None:
+    """Use one torch thread on CPU (``GAMEADAPT_TORCH_THREADS`` overrides).
+
+    Meta-iterations are many small ops: on 2-core machines more threads made them up to 8x
+    slower under load (see docs/performance.md).
+    """
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
+
+
 def iteration_seed(seed: int, iteration: int) -> int:
     """The seed of everything random in one iteration."""
     return stream_key(seed, iteration) & 0x7FFF_FFFF_FFFF_FFFF
@@ -168,6 +183,7 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
     config = session.config
     space = session.spec.variant_space
     tune_malloc()
+    set_cpu_threads(session.device)
     run.truncate_metrics(session.iteration)
     writer = ScalarWriter(run.tensorboard_dir)
     try:

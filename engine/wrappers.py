@@ -14,7 +14,8 @@ Parameter names may be written ``part.name`` or just ``name``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gymnasium
 

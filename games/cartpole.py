@@ -9,10 +9,10 @@ also registered with gymnasium as ``gameadapt/CartPole-v0``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gymnasium
-
 from gameadapt import hookimpl
 from gameadapt.game import GameSpec
 from gameadapt.variants import FloatRange, IntRange, Param, Variant, VariantSpace

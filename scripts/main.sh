@@ -34,7 +34,7 @@ echo "==> meta-training maml on $GAME (${PRESET[*]})"
 gameadapt train "$GAME" --algo maml "${PRESET[@]}" --run-dir "$RUN"
 echo
 echo "==> held-out evaluation against the baselines (pretrain is trained with the same data)"
-gameadapt evaluate "$RUN" --tasks 20 --episodes 10 --steps 0,1,3 --seeds 0,1 \
+gameadapt evaluate "$RUN" --tasks 40 --episodes 20 --steps 0,1,3 --seeds 0,1,2 \
   --baselines pretrain,scratch --plot "$RUN/evaluation.png"
 echo
 echo "==> adapting to one held-out variant: $(cat "$VARIANT_FILE")"

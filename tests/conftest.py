@@ -16,14 +16,14 @@ import shutil
 import subprocess
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+import gameadapt
 import gymnasium
 import numpy as np
 import pytest
-
-import gameadapt
 from gameadapt.game import GameSpec
 from gameadapt.registry import LOAD_PLUGINS_ENV, reset_registry
 from gameadapt.variants import VariantSpace

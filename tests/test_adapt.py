@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gameadapt.adapt import adapt_params, derived_seed
 from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli

@@ -7,14 +7,13 @@ from functools import partial
 import gymnasium
 import pytest
 import torch
-from torch.func import vmap
-
 from gameadapt.policy import (
     MLPPolicy,
     distribution_params,
     policy_params,
     task_batched_distribution_params,
 )
+from torch.func import vmap
 
 
 @pytest.mark.parametrize("action_space", [gymnasium.spaces.Discrete(4),

@@ -7,12 +7,11 @@ import warnings
 import gymnasium
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
 from gameadapt.errors import VariantError
 from gameadapt.games import cartpole
 from gameadapt.variants import FloatRange, Param, VariantSpace
 from gameadapt.wrappers import gymnasium_game
+from gymnasium.utils.env_checker import check_env
 
 SPEC = cartpole.SPEC
 HEAVY = {"rules": {"gravity": 12.5, "masscart": 1.6, "masspole": 0.3, "length": 0.8,

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from gameadapt import __version__
 from gameadapt.cli import cli
 

@@ -14,7 +14,6 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gameadapt import commands_export, export, verify_export
 from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli

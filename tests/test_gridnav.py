@@ -6,19 +6,22 @@ import subprocess
 import sys
 import textwrap
 
+import gameadapt.games.gridnav as gridnav
 import gymnasium
 import numpy as np
 import pytest
 import torch
-from gymnasium.utils.env_checker import check_env
-
-import gameadapt.games.gridnav as gridnav
 from gameadapt.errors import VariantError
 from gameadapt.games.gridnav import VARIANT_SPACE, GridNavEnv
 from gameadapt.games.gridnav.dynamics import CONTROLS, DX, DY
-from gameadapt.games.gridnav.levels import (distance_map, generate_level, shortest_path,
-                                            shortest_path_length)
+from gameadapt.games.gridnav.levels import (
+    distance_map,
+    generate_level,
+    shortest_path,
+    shortest_path_length,
+)
 from gameadapt.hashrandom import stream_key
+from gymnasium.utils.env_checker import check_env
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
 ACTION_OF_DELTA = {(DX[a], DY[a]): a for a in range(4)}
@@ -222,7 +225,7 @@ def test_progress_reward_signs_and_sum() -> None:
     # an open level: the shortest-path distance is the Manhattan distance
     seed = open_level_seed(7)
     level = generate_level(seed, 7, 0.0)
-    (ax, ay), (gx, gy) = level.start, level.goal
+    (ax, ay), (gx, _) = level.start, level.goal
     toward = RIGHT if gx > ax else LEFT
     away = LEFT if toward == RIGHT else RIGHT
     env = GridNavEnv(variant(seed=seed, wall_density=0.0, step_cost=0.01, progress_reward=0.3,

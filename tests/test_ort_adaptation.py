@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli
 from gameadapt.meta import TaskBatch, adapt

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli
 from gameadapt.onnxpolicy import OnnxPolicy, PolicyLoadError, reward_to_go_advantages

@@ -8,16 +8,15 @@ import subprocess
 import sys
 import warnings
 
+import gameadapt.games.pointnav as pointnav
 import gymnasium
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
-import gameadapt.games.pointnav as pointnav
 from gameadapt.errors import VariantError
 from gameadapt.games.pointnav.dynamics import VARIANT_SPACE
 from gameadapt.games.pointnav.env import PointNavEnv
 from gameadapt.registry import Registry
+from gymnasium.utils.env_checker import check_env
 
 f32 = np.float32
 RULES = {"speed": 1.7, "drift_x": 0.03, "drift_y": -0.02, "horizon": 25}

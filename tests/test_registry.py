@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 import gymnasium
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from gymnasium.utils.env_checker import check_env
-
 from gameadapt.errors import UnknownIdError
 from gameadapt.game import GameSpec
 from gameadapt.registry import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, Registry, get_registry
+from gymnasium.utils.env_checker import check_env
 
 THIRD_PARTY = {"example", "broken", "duplicate"}
 ToyGame = Callable[[str], GameSpec]

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gameadapt.algorithm import AlgorithmSpec
 from gameadapt.cli import cli
 from gameadapt.registry import get_registry

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from gameadapt.errors import VariantError
 from gameadapt.variants import (
     Choice,
@@ -18,6 +15,8 @@ from gameadapt.variants import (
     variant_from_json,
     variant_to_json,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SPACE = VariantSpace([
     Param("seed", "level", IntRange(0, 999), 0, "level seed", train=IntRange(0, 99),

@@ -7,10 +7,10 @@ lazily. Importing it also registers the single view with gymnasium as
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import gymnasium
-
 from gameadapt import hookimpl
 from gameadapt.game import BatchedGame, GameSpec
 

@@ -9,10 +9,10 @@ broadcastable to the batch shape: ``[1]`` in the single view, ``[M, 1]`` in the 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
-
 from gameadapt.hashrandom import uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
 

@@ -7,10 +7,10 @@ it is first made. It also registers the single view with gymnasium as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
-
 from gameadapt import hookimpl
 from gameadapt.game import GameSpec
 from gameadapt.variants import Variant

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import click
-
 import gameadapt
 from gameadapt.errors import VariantError
 from gameadapt.game import GameSpec

@@ -6,7 +6,7 @@ whole, so neither id may end up registered by it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gameadapt
 from gameadapt.game import GameSpec

@@ -9,10 +9,10 @@ batched view lazily. Importing it also registers the single view with gymnasium 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import gymnasium
-
 from gameadapt.game import BatchedGame, GameSpec
 
 from .dynamics import VARIANT_SPACE

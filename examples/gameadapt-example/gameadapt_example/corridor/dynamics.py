@@ -12,10 +12,10 @@ arithmetic, comparisons, ``xp.where``, float32 products and divisions. Every fie
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
-
 from gameadapt.hashrandom import stream_key, uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
 
