@@ -29,6 +29,11 @@ def mix64(x: Any) -> Any:
     return x ^ _shr(x, 31)
 
 
+def stream_keys(seed: int, index: Any) -> Any:
+    """:func:`stream_key` for every element of an int64 array / tensor ``index``, vectorised."""
+    return mix64((index * 0 + seed) ^ mix64(index))
+
+
 def stream_key(seed: int, index: int) -> int:
     """The key of random stream ``index`` under ``seed`` (a Python int in int64 range)."""
     import numpy as np

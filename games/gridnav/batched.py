@@ -7,16 +7,11 @@ from typing import Any
 
 import torch
 from gameadapt.game import BatchedStep
-from gameadapt.hashrandom import mix64
+from gameadapt.hashrandom import stream_keys
 from gameadapt.variants import Variant
 
 from . import dynamics
 from .dynamics import VARIANT_SPACE
-
-
-def stream_keys(seed: int, index: torch.Tensor) -> torch.Tensor:
-    """``hashrandom.stream_key(seed, i)`` for every ``i`` of an int64 tensor, vectorised."""
-    return mix64((index * 0 + seed) ^ mix64(index))
 
 
 class BatchedGridNav:

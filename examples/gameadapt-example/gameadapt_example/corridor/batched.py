@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from gameadapt.game import BatchedStep
-from gameadapt.hashrandom import mix64
+from gameadapt.hashrandom import stream_keys
 from gameadapt.variants import Variant
 
 from . import dynamics
@@ -47,7 +47,7 @@ class BatchedCorridor:
         """Start a new episode in every env; return observations ``[M, E, 3]``."""
         index = torch.arange(self.num_tasks * self.envs_per_task, dtype=torch.int64,
                              device=self.device).reshape(self.num_tasks, self.envs_per_task)
-        key = mix64((index * 0 + int(seed)) ^ mix64(index))  # hashrandom.stream_key, vectorised
+        key = stream_keys(int(seed), index)
         self._state = dynamics.initial_state(torch, self.params, key)
         self._done = torch.zeros_like(index, dtype=torch.bool)
         return dynamics.observe(torch, self.params, self._state)
