@@ -19,7 +19,7 @@ from .errors import GameadaptError
 from .hashrandom import stream_key
 from .learner import detached
 from .policy import Params, expand_params
-from .rollout import make_batched_game, sample_episodes
+from .rollout import learner_returns, make_batched_game, sample_episodes
 from .variants import Variant
 
 
@@ -42,19 +42,19 @@ def derived_seed(seed: int, purpose: int) -> int:
 def mean_return(source: PolicySource, params: Params, variant: Variant, episodes: int,
                 seed: int) -> float:
     """Mean return of ``episodes`` sampled episodes of ``variant`` with ``params``."""
-    game = make_batched_game(source.spec, [variant], episodes, "cpu")
+    game = make_batched_game(source.spec, [variant], episodes, "cpu", source.session.agents)
     try:
         played = sample_episodes(game, source.policy, expand_params(params, 1), seed)
     finally:
         _close(game)
-    return played.returns.mean().item()
+    return learner_returns(played, game).mean().item()
 
 
 def adapt_params(source: PolicySource, variant: Variant, episodes: int, steps: int | None,
                  seed: int) -> Params:
     """The source's parameters after ``steps`` inner steps on ``episodes`` fresh episodes."""
     shared = detached(source.session.params)
-    game = make_batched_game(source.spec, [variant], episodes, "cpu")
+    game = make_batched_game(source.spec, [variant], episodes, "cpu", source.session.agents)
     try:
         data = sample_episodes(game, source.policy, expand_params(shared, 1), seed)
     finally:

@@ -250,6 +250,8 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, help="Seed of everything random (default 0).")
 @click.option("--variant-split", type=click.Choice(SPLITS), help="Split to train on (train).")
 @click.option("--checkpoint-every", type=int, help="Checkpoint every N iterations (default 5).")
+@click.option("--share-policy", is_flag=True, default=None,
+              help="Multi-agent games: one policy drives every agent (parameter sharing).")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default runs/GAME-ALGO-seedS).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),

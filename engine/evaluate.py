@@ -84,7 +84,8 @@ def evaluate_session(session: Session, settings: EvalSettings) -> list[list[floa
     per_seed = []
     for seed in settings.seeds:
         variants = spec.variant_space.sample(settings.split, settings.tasks, seed)  # type: ignore[arg-type]
-        game = make_batched_game(spec, variants, settings.episodes, session.device)
+        game = make_batched_game(spec, variants, settings.episodes, session.device,
+                                 session.agents)
         returns = evaluate_adaptation(session.algorithm, session.policy, session.params, game,
                                       seed, top)  # [top + 1, tasks]
         close = getattr(game, "close", None)
@@ -111,6 +112,7 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
     config = run.read_config()
     methods = [config["algorithm"]] + [b for b in baselines if b != config["algorithm"]]
     results: dict[str, Any] = {}
+    agents: list[str] = []
     for method in methods:
         if progress is not None:
             progress(method)
@@ -120,9 +122,11 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
         per_seed = evaluate_session(session, settings)
         results[method] = {"per_seed": per_seed, **summarize(per_seed),
                            "trained_iterations": session.iteration}
+        agents = list(session.agents)
     return {
         "run": str(run.path),
         "game": config["game"],
+        "agents": agents or None,
         **dataclasses.asdict(settings),
         "methods": results,
     }
@@ -138,9 +142,13 @@ def format_results(result: dict[str, Any]) -> str:
     rows = []
     for method, data in result["methods"].items():
         rows.append([method] + [f"{m:.2f} ± {s:.2f}" for m, s in zip(data["mean"], data["std"])])
-    title = (f"{result['game']}: mean return on {result['tasks']} {result['split']} variants x "
-             f"{result['episodes']} episodes, {len(result['seeds'])} seed(s) "
+    agents = result.get("agents") or []
+    whose = f"{agents[0]}'s " if agents else ""
+    title = (f"{result['game']}: mean {whose}return on {result['tasks']} {result['split']} "
+             f"variants x {result['episodes']} episodes, {len(result['seeds'])} seed(s) "
              f"(± std over seeds)")
+    if len(agents) > 1:
+        title += f"\none shared policy drives {', '.join(agents)}"
     return title + "\n" + format_table(headers, rows)
 
 

@@ -554,6 +554,7 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
         manifest = {
             "format": FORMAT,
             "game": source.spec.id,
+            "agents": list(source.session.agents) or None,
             "variant": source.variant,
             "source": {"kind": source.kind, "path": str(source.path)},
             "observation_space": space_to_json(source.spec.observation_space),

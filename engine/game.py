@@ -5,11 +5,19 @@ A game plugin registers a :class:`GameSpec`. Every game has a single-instance
 game also has ``make_batched(variants, envs_per_task, device)``, which returns a
 :class:`BatchedGame` that steps a ``[tasks, envs]`` batch of different variants at once as
 torch tensors on any device. Games without it are stepped through ``gymnasium.vector``.
+
+A *multi-agent* game (``api="pettingzoo"``) also names its ``agents``, the ``learner`` the
+policy drives by default, a ``make_parallel_env(variant)`` factory for its PettingZoo
+``ParallelEnv`` view and an ``opponent(env, agent, observation, variant)`` function that picks the
+scripted action of an agent the policy does not drive (its behaviour is part of the variant's
+rules). Its ``make_env`` is the learner's view (see :mod:`gameadapt.multiagent`), and its
+``make_batched`` takes a fourth argument, the controlled ``agents``: every env then has one
+row per controlled agent (see :class:`BatchedGame`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
@@ -36,6 +44,10 @@ class BatchedStep(NamedTuple):
 class BatchedGame(Protocol):
     """``num_tasks`` variants x ``envs_per_task`` copies each, stepped as one batch of tensors.
 
+    In a multi-agent game each *row* is one controlled agent of an env: ``envs_per_task``
+    counts rows, ``agents`` (the controlled agents, learner first) gives their order within
+    an env, and row ``e * len(agents) + c`` is agent ``agents[c]`` of env ``e``.
+
     Each env plays one episode per :meth:`reset`. Once an env's episode has ended
     (terminated or truncated), later steps leave its observation unchanged and give it
     reward 0 and ``terminated = truncated = False``; its actions are ignored.
@@ -59,7 +71,9 @@ class BatchedGame(Protocol):
 
 
 MakeEnv = Callable[..., gymnasium.Env]
-MakeBatched = Callable[[Sequence[Variant], int, Any], BatchedGame]
+MakeBatched = Callable[..., BatchedGame]
+MakeParallelEnv = Callable[..., Any]  # (variant=None, render_mode=None) -> pettingzoo.ParallelEnv
+Opponent = Callable[[Any, str, Any, Variant], Any]  # (parallel_env, agent, obs, variant) -> action
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,10 @@ class GameSpec:
     ``make_env(variant, render_mode=None)`` builds the single-instance gymnasium view;
     ``make_batched`` (native games only) builds the batched tensor view;
     ``gym_id`` is the id under which the single view is registered with gymnasium, if any.
+    Multi-agent games (``api="pettingzoo"``) fill ``agents``, ``learner``,
+    ``make_parallel_env`` and ``opponent`` (see the module docstring).
+    ``max_episode_steps`` bounds an episode for games stepped in a Python loop whose envs do
+    not declare a limit themselves (wrapped PettingZoo games).
     """
 
     id: str
@@ -80,12 +98,40 @@ class GameSpec:
     make_env: MakeEnv
     make_batched: MakeBatched | None = None
     gym_id: str | None = None
+    agents: tuple[str, ...] = ()
+    learner: str | None = None
+    make_parallel_env: MakeParallelEnv | None = None
+    opponent: Opponent | None = None
+    max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.api not in GAME_APIS:
             raise ValueError(f"game {self.id!r}: api must be one of {GAME_APIS}, not {self.api!r}")
         if self.api == "native" and self.make_batched is None:
             raise ValueError(f"native game {self.id!r} needs make_batched")
+        if self.is_multi_agent:
+            if len(set(self.agents)) != len(self.agents) or len(self.agents) < 2:
+                raise ValueError(f"multi-agent game {self.id!r} needs two or more distinct agents")
+            if self.learner not in self.agents:
+                raise ValueError(f"game {self.id!r}: learner {self.learner!r} is not one of its "
+                                 f"agents {list(self.agents)}")
+            if self.make_parallel_env is None or self.opponent is None:
+                raise ValueError(f"multi-agent game {self.id!r} needs make_parallel_env and "
+                                 f"opponent")
+
+    @property
+    def is_multi_agent(self) -> bool:
+        """True for a PettingZoo game."""
+        return self.api == "pettingzoo"
+
+    def controlled_agents(self, share_policy: bool = False) -> tuple[str, ...]:
+        """The agents one policy drives: the learner, or with ``share_policy`` all (learner first)."""
+        if not self.is_multi_agent:
+            return ()
+        assert self.learner is not None
+        if not share_policy:
+            return (self.learner,)
+        return (self.learner,) + tuple(a for a in self.agents if a != self.learner)
 
     @property
     def is_discrete(self) -> bool:
@@ -100,6 +146,8 @@ class GameSpec:
             "api": self.api,
             "gym_id": self.gym_id,
             "batched": self.make_batched is not None,
+            "agents": list(self.agents) or None,
+            "learner": self.learner,
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "variants": self.variant_space.to_json(),

@@ -26,7 +26,7 @@ from .game import BatchedGame
 from .hashrandom import stream_key
 from .meta import INNER_OBJECTIVES, OBJECTIVES, TaskBatch, adapt, make_task_batch, outer_loss
 from .policy import MLPPolicy, Params, expand_params
-from .rollout import Episodes, sample_episodes
+from .rollout import Episodes, learner_returns, sample_episodes
 
 
 @dataclass(frozen=True)
@@ -261,15 +261,19 @@ def evaluate_adaptation(algorithm: Any, policy: MLPPolicy, params: Params, game:
                         seed: int, steps: int) -> torch.Tensor:
     """Per-task mean return ``[steps + 1, M]`` after 0, 1, ..., ``steps`` inner steps.
 
+    In a multi-agent game the return is the learner's (adaptation uses every controlled
+    agent's episodes).
+
     Every task adapts from the same pre-adaptation episodes (sampled with ``params``); the
     episodes after each step share one noise seed, so the rows differ only by adaptation.
     """
     shared = detached(params)
     pre = sample_episodes(game, policy, expand_params(shared, game.num_tasks),
                           derive_seed(seed, 0))
-    rows = [pre.returns.mean(1)]
+    rows = [learner_returns(pre, game).mean(1)]
     for k in range(1, steps + 1):
         with torch.enable_grad():
             adapted = algorithm.adapt(policy, shared, pre, k)
-        rows.append(sample_episodes(game, policy, adapted, derive_seed(seed, 1)).returns.mean(1))
+        post = sample_episodes(game, policy, adapted, derive_seed(seed, 1))
+        rows.append(learner_returns(post, game).mean(1))
     return torch.stack(rows)

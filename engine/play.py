@@ -1,5 +1,9 @@
 """Play an exported policy in a game's gymnasium view with ONNX Runtime (``gameadapt play``).
 
+In a multi-agent game the view is the learner's; the other agents named in the manifest's
+``agents`` (parameter sharing) are driven by the same ONNX policy, greedily, and the rest
+act by the game's scripted opponent.
+
 Numpy and onnxruntime only: this module never imports torch, so it shows what a game
 build sees. Episode ``i`` is reset with seed ``seed + i``; actions are the greedy
 ``action`` output, or with ``sample`` draws from the policy's distribution (numpy generator
@@ -20,6 +24,7 @@ import numpy as np
 
 from .errors import GameadaptError
 from .game import GameSpec, space_to_json
+from .multiagent import ControlledAgentEnv
 from .onnxpolicy import OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
 from .preview import as_text as _as_text
 from .preview import frame as _frame
@@ -70,7 +75,7 @@ def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int 
         raise GameadaptError(f"--adapt-online needs an adapter: {policy.folder} was exported "
                              f"without --with-adapter")
     text_mode = render and "ansi" in _render_modes(spec, variant)
-    env = spec.make_env(variant, render_mode="ansi" if text_mode else None)
+    env = make_play_env(policy, spec, variant, "ansi" if text_mode else None)
     try:
         return _play(policy, spec, env, variant, episodes, seed, render, text_mode,
                      sample or adapt_online, adapt_online, echo)
@@ -78,6 +83,30 @@ def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int 
         raise GameadaptError(str(exc)) from None
     finally:
         env.close()
+
+
+def make_play_env(policy: OnnxPolicy, spec: GameSpec, variant: Variant,
+                  render_mode: str | None) -> Any:
+    """The learner's gymnasium view; in a multi-agent game every agent the manifest names
+    is also driven by ``policy`` (greedily), the others by the game's opponent."""
+    if not spec.is_multi_agent:
+        return spec.make_env(variant, render_mode=render_mode)
+    driven = list(policy.manifest.get("agents") or [spec.learner])
+    unknown = [agent for agent in driven if agent not in spec.agents]
+    if unknown or spec.learner not in driven:
+        raise GameadaptError(f"{policy.folder} drives agents {driven}, which do not fit game "
+                             f"{spec.id!r} (agents {list(spec.agents)}, learner {spec.learner!r})")
+    assert spec.make_parallel_env is not None and spec.opponent is not None
+    opponent = spec.opponent
+
+    def act(env: Any, agent: str, observation: Any, variant: Variant) -> Any:
+        if agent in driven:
+            return _choose(policy, np.asarray(observation, np.float32).reshape(-1), None, None)[0]
+        return opponent(env, agent, observation, variant)
+
+    assert spec.learner is not None
+    return ControlledAgentEnv(spec.make_parallel_env(variant, render_mode), spec.learner, act,
+                              variant)
 
 
 def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episodes: int,

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gameadapt.games.gridnav",
     "gameadapt.games.pointnav",
     "gameadapt.games.cartpole",
+    "gameadapt.games.duel",
     "gameadapt.plugins.maml",
     "gameadapt.plugins.reptile",
     "gameadapt.plugins.baselines",

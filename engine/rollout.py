@@ -21,6 +21,7 @@ import torch
 
 from .game import BatchedGame, BatchedStep, GameSpec
 from .hashrandom import stream_key
+from .multiagent import ParallelVectorGame
 from .policy import MLPPolicy, Params, task_batched_distribution_params
 from .variants import Variant
 
@@ -154,8 +155,34 @@ class GymVectorGame:
 
 
 def make_batched_game(spec: GameSpec, variants: Sequence[Variant], envs_per_task: int,
-                      device: torch.device | str = "cpu") -> BatchedGame:
-    """The game's native batched view, or a :class:`GymVectorGame` when it has none."""
+                      device: torch.device | str = "cpu",
+                      agents: Sequence[str] | None = None) -> BatchedGame:
+    """The game's native batched view, or a Python-loop view when it has none.
+
+    Single-agent games without a batched view run through :class:`GymVectorGame`;
+    multi-agent ones through :class:`~gameadapt.multiagent.ParallelVectorGame`. ``agents``
+    are the controlled agents of a multi-agent game (default: its learner).
+    """
+    if spec.is_multi_agent:
+        agents = tuple(agents) if agents else spec.controlled_agents()
+        if spec.make_batched is not None:
+            return spec.make_batched(variants, envs_per_task, device, agents)
+        return ParallelVectorGame(spec, variants, envs_per_task, device, agents)
+    if agents:
+        raise ValueError(f"game {spec.id!r} is single-agent; it has no agents to control")
     if spec.make_batched is not None:
         return spec.make_batched(variants, envs_per_task, device)
     return GymVectorGame(spec, variants, envs_per_task, device)
+
+
+def learner_returns(episodes: Episodes, game: BatchedGame) -> torch.Tensor:
+    """Returns ``[M, envs]`` of the learner's rows (every row in a single-agent game).
+
+    In a multi-agent game with several controlled agents the learner is the first agent of
+    each env (see :class:`~gameadapt.game.BatchedGame`).
+    """
+    returns = episodes.returns
+    agents = getattr(game, "agents", ())
+    if len(agents) <= 1:
+        return returns
+    return returns.reshape(returns.shape[0], -1, len(agents))[..., 0]

@@ -47,6 +47,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     checkpoint_every: int = 5
+    share_policy: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -59,6 +60,9 @@ class TrainConfig:
         if self.variant_split not in SPLITS:
             raise GameadaptError(f"invalid variant-split {self.variant_split!r}: "
                                  f"use train or test")
+        if not isinstance(self.share_policy, bool):
+            raise GameadaptError(f"invalid share-policy {self.share_policy!r}: must be true or "
+                                 f"false")
         if not isinstance(self.options, dict):
             raise GameadaptError("algorithm options must be a table of key = value")
 
@@ -127,6 +131,11 @@ class Session:
     device: torch.device
     iteration: int = 0
 
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """The agents the policy drives in a multi-agent game (empty for single-agent ones)."""
+        return self.spec.controlled_agents(self.config.share_policy)
+
     def checkpoint_payload(self) -> dict[str, Any]:
         return {
             "game": self.config.game,
@@ -147,8 +156,8 @@ def build_session(config: TrainConfig) -> Session:
     if kind not in algorithm_spec.action_kinds:
         raise GameadaptError(f"algorithm {algorithm_spec.id!r} does not support {kind} actions "
                              f"(game {spec.id!r})")
-    if spec.api == "pettingzoo" and spec.make_batched is None:
-        raise GameadaptError(f"game {spec.id!r} has no single-agent training view")
+    if config.share_policy and not spec.is_multi_agent:
+        raise GameadaptError(f"--share-policy needs a multi-agent game; {spec.id!r} has one agent")
     algorithm = algorithm_spec.make(config.options)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -191,7 +200,8 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
             started = time.perf_counter()
             seed = iteration_seed(config.seed, session.iteration)
             variants = space.sample(config.variant_split, config.meta_batch, seed)  # type: ignore[arg-type]
-            game = make_batched_game(session.spec, variants, config.envs_per_task, session.device)
+            game = make_batched_game(session.spec, variants, config.envs_per_task, session.device,
+                                     session.agents)
             metrics = session.algorithm.meta_train_step(session.policy, session.params,
                                                         session.optimizer, game, seed)
             _close(game)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from gameadapt import __version__
 from gameadapt.cli import cli
 
-BUILTIN_GAMES = {"gridnav": "native", "pointnav": "native", "cartpole": "gymnasium"}
+BUILTIN_GAMES = {"gridnav": "native", "pointnav": "native", "cartpole": "gymnasium",
+                 "duel": "pettingzoo"}
 
 
 def run(*args: str, input: str | None = None):

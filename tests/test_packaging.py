@@ -33,7 +33,7 @@ def test_pip_install_builds_the_three_packages_and_the_entry_points(tmp_path: Pa
     data = json.loads(result.stdout)
     assert data["file"].startswith(str(target))
     assert data["version"] == "0.1.0"
-    assert {"gridnav", "pointnav", "cartpole"} <= set(data["games"])
+    assert {"gridnav", "pointnav", "cartpole", "duel"} <= set(data["games"])
     assert {"maml", "fomaml", "reptile", "pretrain", "scratch"} <= set(data["algorithms"])
     scripts = list(target.glob("bin/gameadapt"))
     assert scripts, "the gameadapt console script was not installed"

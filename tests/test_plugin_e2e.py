@@ -38,7 +38,7 @@ def test_install_list_show_train_evaluate_export_play_uninstall(tmp_path: Path) 
         installed = ok("plugins", "install", EXAMPLE, "--yes")
         assert "plugin example 0.1.0: ok" in installed
         listed = {p["name"]: p for p in json.loads(ok("plugins", "list", "--json"))}
-        assert listed["example"]["games"] == ["corridor", "mountaincar"]
+        assert listed["example"]["games"] == ["corridor", "mountaincar", "arena"]
         assert listed["example"]["errors"] == []
         shown = json.loads(ok("games", "show", "corridor", "--json"))
         assert shown["api"] == "native" and shown["action_space"] == {"type": "discrete",

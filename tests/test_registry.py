@@ -37,7 +37,7 @@ def test_example_plugin_is_discovered_through_its_entry_point(installed_plugins)
     info = registry.plugins["example"]
     assert info.ok, info.errors
     assert (info.version, info.builtin, info.module) == ("0.1.0", False, "gameadapt_example.plugin")
-    assert info.games == ["corridor", "mountaincar"]
+    assert info.games == ["corridor", "mountaincar", "arena"]
     assert info.hooks == ["register_commands", "register_games"]
     assert registry.owner("game", "corridor") == "example"
     assert registry.game("corridor").api == "native"

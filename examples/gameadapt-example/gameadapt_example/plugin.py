@@ -9,15 +9,16 @@ import gameadapt
 from gameadapt.errors import VariantError
 from gameadapt.game import GameSpec
 
-from . import corridor, mountaincar
+from . import arena, corridor, mountaincar
 from .corridor.dynamics import goal_cell
 
 
 @gameadapt.hookimpl
 def register_games(register: Callable[[GameSpec], None]) -> None:
-    """Register ``corridor`` (native) and ``mountaincar`` (gymnasium-wrapped)."""
+    """Register ``corridor`` (native), ``mountaincar`` (gymnasium) and ``arena`` (PettingZoo)."""
     register(corridor.SPEC)
     register(mountaincar.SPEC)
+    register(arena.SPEC)
 
 
 @click.command("corridor-info")
