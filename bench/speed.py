@@ -1,10 +1,12 @@
-"""Speed benchmark: batched MAML vs a per-task loop, batched games vs SyncVectorEnv.
+"""Speed benchmark: vmapped MAML vs a per-task loop, batched games vs SyncVectorEnv.
 
 Prints, all measured in this one run (medians over repeats):
 
 1. seconds per second-order MAML meta-gradient and per full meta-iteration at the pointnav
-   paper setting (20 tasks x 20 episodes x 100 steps, one inner step), vmap vs the per-task
-   Python loop with ``autograd.grad(create_graph=True)`` (same math), and the ratio;
+   paper setting (20 tasks x 20 episodes x 100 steps, one inner step), vmap over tasks
+   (``gameadapt.meta``: ``torch.func.grad`` of the one-task inner loss under ``torch.func.vmap``
+   on task-major samples) vs the per-task Python loop with ``autograd.grad(create_graph=True)``
+   (same math), and the ratio;
 2. env steps/s of batched gridnav and pointnav at 20x20 and 1000x100 (tasks x envs) vs the
    same game's gymnasium view stepped through ``gymnasium.vector.SyncVectorEnv``, and the ratio;
 3. the meta-iteration again in a child process without the malloc tuning, and the ratio.

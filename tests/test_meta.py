@@ -1,4 +1,5 @@
-"""The vmapped MAML math against brute-force per-task loops, and the algorithm plugins."""
+"""The vmapped MAML math (vmap over tasks) against brute-force per-task loops, and the
+algorithm plugins."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gameadapt.errors import GameadaptError
 from gameadapt.learner import LearnerConfig, evaluate_adaptation, task_slices
 from gameadapt.meta import (
     TaskBatch,
+    TaskSamples,
     adapt,
     inner_loss,
     make_task_batch,
@@ -65,6 +67,18 @@ def test_vmapped_adaptation_equals_the_per_task_loop(discrete: bool, steps: int,
             grads = torch.autograd.grad(loss, list(task_params.values()))
             task_params = {n: v - INNER_LR * g for (n, v), g in zip(task_params.items(), grads)}
         assert_params_close({n: v[task] for n, v in batched.items()}, task_params)
+
+
+def test_vmapped_adaptation_takes_task_major_samples() -> None:
+    """``adapt`` vmaps over dim 0 of :class:`TaskSamples`, the contiguous task-major copy."""
+    policy, params, pre, _ = make_data(False)
+    samples = TaskSamples.of(pre)
+    assert samples.observations.shape[:2] == (3, pre.mask.shape[0] * pre.mask.shape[2])
+    assert all(field.is_contiguous() for field in samples)
+    torch.testing.assert_close(samples.observations[1].reshape(pre.task(1).observations.shape),
+                               pre.task(1).observations)
+    assert_params_close(adapt(policy, expand_params(params, 3), samples, INNER_LR, 2),
+                        adapt(policy, expand_params(params, 3), pre, INNER_LR, 2))
 
 
 @pytest.mark.parametrize("discrete", [False, True])
