@@ -7,8 +7,9 @@ Prints, all measured in this one run (medians over repeats):
    (``gameadapt.meta``: ``torch.func.grad`` of the one-task inner loss under ``torch.func.vmap``
    on task-major samples) vs the per-task Python loop with ``autograd.grad(create_graph=True)``
    (same math), and the ratio;
-2. env steps/s of batched gridnav and pointnav at 20x20 and 1000x100 (tasks x envs) vs the
-   same game's gymnasium view stepped through ``gymnasium.vector.SyncVectorEnv``, and the ratio;
+2. env steps/s of batched gridnav, pointnav and duel (the attacker's rows, scripted defender)
+   at 20x20 and 1000x100 (tasks x envs) vs the same game's gymnasium view stepped through
+   ``gymnasium.vector.SyncVectorEnv``, and the ratio;
 3. the meta-iteration again in a child process without the malloc tuning, and the ratio.
 
 Usage::
@@ -141,7 +142,7 @@ def sync_vector_steps_per_s(game_id: str, num_envs: int, steps: int) -> float:
 
 def bench_envs(quick: bool) -> list[dict[str, float | str]]:
     rows = []
-    for game_id in ("gridnav", "pointnav"):
+    for game_id in ("gridnav", "pointnav", "duel"):
         for tasks, envs, steps in ((20, 20, 200), (1000, 100, 20 if quick else 50)):
             batched = batched_steps_per_s(game_id, tasks, envs, steps)
             # SyncVectorEnv's cost per env step does not depend on the number of envs (a Python

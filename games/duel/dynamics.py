@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gameadapt.hashrandom import uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
+from gameadapt.xp import cast
 
 from .levels import generate_arena
 
@@ -144,10 +145,6 @@ def build_params(variants: Sequence[Variant]) -> Params:
     )
 
 
-def _cast(xp: Any, x: Any, dtype: Any) -> Any:
-    return x.to(dtype) if xp.__name__ == "torch" else x.astype(dtype)
-
-
 def initial_state(xp: Any, p: Params, key: Any) -> State:
     """Every env at its task's starts at time 0; ``key`` (int64) sets the batch shape."""
     zero = key * 0
@@ -204,14 +201,14 @@ def observe_agent(xp: Any, p: Params, s: State, agent: int) -> Any:
                    right_flag[1] - y]
     hidden = [xp.where(visible, dx, 0), xp.where(visible, dy, 0)]
     scale = p.scale[task]
-    features = [_cast(xp, c, f32) / scale for c in coordinates]
-    features.append(_cast(xp, visible, f32))
-    features += [_cast(xp, c, f32) / scale for c in hidden]
+    features = [cast(xp, c, f32) / scale for c in coordinates]
+    features.append(cast(xp, visible, f32))
+    features += [cast(xp, c, f32) / scale for c in hidden]
     gx, gy = position(s, agent)
     for action in range(1, NUM_ACTIONS):  # forward, back, left, right
-        features.append(_cast(xp, _wall(p, *_target(p, gx, gy, action, agent)), f32))
-    features.append(_cast(xp, s.t, f32) / _cast(xp, p.time_limit[task], f32))
-    features.append(_cast(xp, zero, f32) + float(agent))  # role
+        features.append(cast(xp, _wall(p, *_target(p, gx, gy, action, agent)), f32))
+    features.append(cast(xp, s.t, f32) / cast(xp, p.time_limit[task], f32))
+    features.append(cast(xp, zero, f32) + float(agent))  # role
     return xp.stack(features, -1)
 
 
@@ -265,10 +262,10 @@ def step(xp: Any, p: Params, s: State, attacker_action: Any, defender_action: An
     tag = ~capture & (xp.abs(ax - bx) + xp.abs(ay - by) <= 1)
     terminated = capture | tag
     truncated = ~terminated & (t >= p.time_limit[task])
-    won = _cast(xp, capture, f32) * p.capture_reward[task]
-    lost = _cast(xp, tag, f32) * p.tag_penalty[task]
+    won = cast(xp, capture, f32) * p.capture_reward[task]
+    lost = cast(xp, tag, f32) * p.tag_penalty[task]
     progress = _nearest_flag(xp, p, s.attacker_x, s.attacker_y) - _nearest_flag(xp, p, ax, ay)
-    shaping = p.progress_reward[task] * _cast(xp, progress, f32)
+    shaping = p.progress_reward[task] * cast(xp, progress, f32)
     attacker_reward = won - lost - p.step_cost[task] + shaping
     defender_reward = lost - won
     reached = (by == 0) & (bx == s.target * p.last[task])  # a patrolling defender turns round

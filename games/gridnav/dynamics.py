@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gameadapt.hashrandom import uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
+from gameadapt.xp import cast
 
 from .levels import distance_map, generate_level
 
@@ -126,10 +127,6 @@ def build_params(variants: Sequence[Variant]) -> Params:
     )
 
 
-def _cast(xp: Any, x: Any, dtype: Any) -> Any:
-    return x.to(dtype) if xp.__name__ == "torch" else x.astype(dtype)
-
-
 def initial_state(xp: Any, p: Params, key: Any) -> State:
     """Every env at its task's start cell at time 0; ``key`` (int64) sets the batch shape."""
     zero = key * 0
@@ -140,13 +137,13 @@ def observe(xp: Any, p: Params, s: State) -> Any:
     """Float32 observations ``[..., 9]`` (see :class:`~.env.GridNavEnv`)."""
     f32 = xp.float32
     scale = p.scale[p.task]
-    x, y = _cast(xp, s.x, f32), _cast(xp, s.y, f32)
-    gx, gy = _cast(xp, p.goal_x[p.task], f32), _cast(xp, p.goal_y[p.task], f32)
+    x, y = cast(xp, s.x, f32), cast(xp, s.y, f32)
+    gx, gy = cast(xp, p.goal_x[p.task], f32), cast(xp, p.goal_y[p.task], f32)
     px, py = s.x + 1, s.y + 1  # coordinates in the padded grid
     walls = [p.walls[p.task, py + dy, px + dx] for dx, dy in zip(DX, DY)]
-    t = _cast(xp, s.t, f32) / _cast(xp, p.time_limit[p.task], f32)
+    t = cast(xp, s.t, f32) / cast(xp, p.time_limit[p.task], f32)
     features = [x / scale, y / scale, (gx - x) / scale, (gy - y) / scale]
-    features += [_cast(xp, w, f32) for w in walls] + [t]
+    features += [cast(xp, w, f32) for w in walls] + [t]
     return xp.stack(features, -1)
 
 
@@ -162,7 +159,7 @@ def step(xp: Any, p: Params, s: State, action: Any) -> tuple[State, Any, Any, An
     direction."""
     task = p.task
     slipped = uniform(xp, s.key, 2 * s.t) < p.slip[task]
-    random_direction = _cast(xp, uniform(xp, s.key, 2 * s.t + 1) * 4, xp.int64)
+    random_direction = cast(xp, uniform(xp, s.key, 2 * s.t + 1) * 4, xp.int64)
     direction = xp.where(slipped, random_direction, p.controls[task, action])
     tx, ty = s.x + p.dx[direction], s.y + p.dy[direction]
     blocked = p.walls[task, ty + 1, tx + 1]
@@ -171,6 +168,6 @@ def step(xp: Any, p: Params, s: State, action: Any) -> tuple[State, Any, Any, An
     truncated = (t >= p.time_limit[task]) & ~terminated
     cost = p.step_cost[task]
     progress = p.distance[task, s.y + 1, s.x + 1] - p.distance[task, y + 1, x + 1]
-    shaping = p.progress_reward[task] * _cast(xp, progress, xp.float32)
+    shaping = p.progress_reward[task] * cast(xp, progress, xp.float32)
     reward = xp.where(terminated, p.goal_reward[task] - cost, -cost) + shaping
     return State(x, y, t, s.key), reward, terminated, truncated

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gameadapt.hashrandom import stream_key, uniform
 from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
+from gameadapt.xp import cast
 
 MIN_LENGTH, MAX_LENGTH = 3, 16
 OBS_DIM = 3
@@ -80,20 +81,16 @@ def build_params(variants: Sequence[Variant]) -> Params:
     )
 
 
-def _cast(xp: Any, x: Any, dtype: Any) -> Any:
-    return x.to(dtype) if xp.__name__ == "torch" else x.astype(dtype)
-
-
 def initial_state(xp: Any, p: Params, key: Any) -> State:
     """Every env on a uniformly random non-goal cell at time 0.
 
     ``key`` (int64) is each env's random-stream key and sets the batch shape; the start cell
     uses draw 0 of the stream.
     """
-    others = _cast(xp, p.length - 1, xp.float32)  # the number of non-goal cells
-    start = _cast(xp, uniform(xp, key, 0) * others, xp.int64)
+    others = cast(xp, p.length - 1, xp.float32)  # the number of non-goal cells
+    start = cast(xp, uniform(xp, key, 0) * others, xp.int64)
     start = xp.where(start >= p.length - 1, p.length - 2, start)  # guard against rounding up
-    start = start + _cast(xp, start >= p.goal, xp.int64)  # skip over the goal cell
+    start = start + cast(xp, start >= p.goal, xp.int64)  # skip over the goal cell
     return State(position=start, t=key * 0)
 
 
@@ -101,9 +98,9 @@ def observe(xp: Any, p: Params, s: State) -> Any:
     """Float32 observations ``[..., 3]``: position / (length - 1), length / MAX_LENGTH,
     t / time_limit. The goal is not observed: it must be found (and adapted to)."""
     f32 = xp.float32
-    position = _cast(xp, s.position, f32) / _cast(xp, p.length - 1, f32)
-    length = _cast(xp, p.length + s.t * 0, f32) / float(MAX_LENGTH)
-    time = _cast(xp, s.t, f32) / _cast(xp, p.time_limit, f32)
+    position = cast(xp, s.position, f32) / cast(xp, p.length - 1, f32)
+    length = cast(xp, p.length + s.t * 0, f32) / float(MAX_LENGTH)
+    time = cast(xp, s.t, f32) / cast(xp, p.time_limit, f32)
     return xp.stack([position, length, time], -1)
 
 
