@@ -510,8 +510,8 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
             (staging / name).write_bytes(data)
 
         log(f"verifying with ONNX Runtime on {samples}+ observations of {source.spec.id} ...")
-        observations, obs_source = verify.collect_observations(source.spec, source.variant,
-                                                               samples)
+        observations, obs_source = verify.collect_observations(
+            source.spec, source.variant, samples, agents=source.session.agents)
         checks = verify.verify_policy(policy, staging / POLICY_FILE, observations)
         checks["observations"] = obs_source
         _require_passed(checks, POLICY_FILE)

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,29 +51,23 @@ def onnx_version() -> str:
 
 
 # -- observations ------------------------------------------------------------------------------
-def collect_observations(spec: GameSpec, variant: Variant, count: int, seed: int = 0
-                         ) -> tuple[np.ndarray, dict[str, Any]]:
-    """``count`` observations ``[count, obs_dim]`` float32 played in the game (random actions)."""
+def collect_observations(spec: GameSpec, variant: Variant, count: int, seed: int = 0,
+                         agents: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, Any]]:
+    """``count`` observations ``[count, obs_dim]`` float32 played in the game (random actions).
+
+    With several ``agents`` (a shared multi-agent policy) the game's parallel env is played
+    instead, random actions for every agent, and each of ``agents``' observations is kept.
+    """
     obs_dim = int(np.prod(spec.observation_space.shape))
+    play = _parallel_episode if len(agents) > 1 else _single_episode
     collected: list[np.ndarray] = []
     episodes = 0
-    env = spec.make_env(variant)
-    try:
-        while len(collected) < count and episodes < MAX_EPISODES:
-            episode_seed = seed + episodes
-            observation, _ = env.reset(seed=episode_seed)
-            env.action_space.seed(episode_seed)
-            episodes += 1
+    while len(collected) < count and episodes < MAX_EPISODES:
+        for observation in play(spec, variant, seed + episodes, agents):
             collected.append(np.asarray(observation, dtype=np.float32).reshape(obs_dim))
-            for _ in range(MAX_EPISODE_STEPS):
-                if len(collected) >= count:
-                    break
-                observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
-                collected.append(np.asarray(observation, dtype=np.float32).reshape(obs_dim))
-                if terminated or truncated:
-                    break
-    finally:
-        env.close()
+            if len(collected) >= count:
+                break
+        episodes += 1
     played = len(collected)
     space = spec.observation_space
     space.seed(seed)
@@ -82,6 +76,41 @@ def collect_observations(spec: GameSpec, variant: Variant, count: int, seed: int
     observations = np.nan_to_num(np.stack(collected[:count]), posinf=1e6, neginf=-1e6)
     return observations.astype(np.float32), {"played": min(played, count), "episodes": episodes,
                                              "sampled_from_space": max(0, count - played)}
+
+
+def _single_episode(spec: GameSpec, variant: Variant, seed: int,
+                    agents: Sequence[str]) -> Iterator[Any]:
+    """The observations of one random-action episode of the game's gymnasium view."""
+    env = spec.make_env(variant)
+    try:
+        observation, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        yield observation
+        for _ in range(MAX_EPISODE_STEPS):
+            observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            yield observation
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+
+
+def _parallel_episode(spec: GameSpec, variant: Variant, seed: int,
+                      agents: Sequence[str]) -> Iterator[Any]:
+    """``agents``' observations in one random-action episode of the game's parallel env."""
+    assert spec.make_parallel_env is not None
+    env = spec.make_parallel_env(variant)
+    try:
+        observations, _ = env.reset(seed=seed)
+        for index, agent in enumerate(env.possible_agents):
+            env.action_space(agent).seed(seed + index)
+        for _ in range(MAX_EPISODE_STEPS):
+            yield from (observations[agent] for agent in agents if agent in observations)
+            if not env.agents:
+                break
+            observations, *_ = env.step({a: env.action_space(a).sample() for a in env.agents})
+    finally:
+        env.close()
 
 
 def far_out_observations(policy: MLPPolicy, count: int = FAR_OUT_SAMPLES, seed: int = 0

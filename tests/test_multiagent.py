@@ -28,6 +28,7 @@ from gameadapt.registry import DEFAULT_PLUGINS, Registry
 from gameadapt.rollout import Episodes, learner_returns, make_batched_game
 from gameadapt.runs import RunDir
 from gameadapt.trainer import make_config, start_run, train
+from gameadapt.verify_export import collect_observations
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
@@ -259,3 +260,13 @@ def test_play_refuses_a_manifest_whose_agents_do_not_fit_the_game(tmp_path: Path
     spec: GameSpec = Registry().load(builtins=("gameadapt.games.duel",)).game("duel")
     with pytest.raises(GameadaptError, match=r"drives agents \['goalie'\]"):
         make_play_env(policy, spec, spec.variant_space.default(), None)
+
+
+def test_shared_exports_are_verified_on_every_driven_agents_observations() -> None:
+    spec = Registry().load(builtins=("gameadapt.games.duel",)).game("duel")
+    variant = spec.variant_space.default()
+    learner_only, _ = collect_observations(spec, variant, 300)
+    shared, info = collect_observations(spec, variant, 300, agents=("attacker", "defender"))
+    assert set(np.unique(learner_only[:, -1])) == {0.0}  # the role entry: attacker only
+    assert set(np.unique(shared[:, -1])) == {0.0, 1.0}
+    assert info["played"] == 300 and info["sampled_from_space"] == 0
