@@ -6,7 +6,9 @@ Prints, all measured in this one run (medians over repeats):
    paper setting (20 tasks x 20 episodes x 100 steps, one inner step), vmap over tasks
    (``gameadapt.meta``: ``torch.func.grad`` of the one-task inner loss under ``torch.func.vmap``
    on task-major samples) vs the per-task Python loop with ``autograd.grad(create_graph=True)``
-   (same math), and the ratio;
+   (same math), and the ratio; the meta-iteration is measured twice against the loop: with
+   the loop only in the meta-gradient (sampling and adaptation batched for both), and fully
+   task by task (each task sampled, adapted and differentiated on its own);
 2. env steps/s of batched gridnav, pointnav and duel (the attacker's rows, scripted defender)
    at 20x20 and 1000x100 (tasks x envs) vs the same game's gymnasium view stepped through
    ``gymnasium.vector.SyncVectorEnv``, and the ratio;
@@ -62,17 +64,18 @@ def maml_setup(tasks: int, envs: int):
     params = policy_params(policy)
     variants = spec.variant_space.sample("train", tasks, seed=0)
     game = spec.make_batched(variants, envs, "cpu")
+    task_games = [spec.make_batched([variant], envs, "cpu") for variant in variants]
     shared = detached(params)
     pre_episodes = sample_episodes(game, policy, expand_params(shared, tasks), 1)
     adapted = learner.adapt(policy, shared, pre_episodes)
     post_episodes = sample_episodes(game, policy, adapted, 2)
     pre, post = learner.task_batch(pre_episodes), learner.task_batch(post_episodes)
-    return learner, policy, params, game, pre, post
+    return learner, policy, params, game, task_games, pre, post
 
 
 def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
     """Meta-gradient and full meta-iteration, vmap vs per-task loop."""
-    learner, policy, params, game, pre, post = maml_setup(tasks, envs)
+    learner, policy, params, game, task_games, pre, post = maml_setup(tasks, envs)
     lr = learner.config.inner_lr
 
     def vmap_gradient() -> None:
@@ -92,6 +95,20 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
             gradient()
         return run
 
+    def task_by_task_iteration() -> None:
+        """The same meta-iteration one task at a time, as code without batching over tasks
+        runs it: sample the task's episodes, adapt, sample again, its meta-gradient."""
+        shared = detached(params)
+        total = {name: torch.zeros_like(value) for name, value in params.items()}
+        for task_game in task_games:
+            one = expand_params(shared, 1)
+            batch = learner.task_batch(sample_episodes(task_game, policy, one, 3))
+            adapted = adapt(policy, one, batch, lr, first_order=True)
+            task_post = learner.task_batch(sample_episodes(task_game, policy, detached(adapted), 4))
+            for name, value in reference_meta_gradient(policy, params, batch, task_post,
+                                                       lr).items():
+                total[name] += value / tasks
+
     sample_only = median_seconds(
         lambda: sample_episodes(game, policy, expand_params(detached(params), tasks), 5), repeats)
     result = {
@@ -99,6 +116,7 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
         "gradient_loop_s": median_seconds(loop_gradient, repeats),
         "iteration_vmap_s": median_seconds(iteration(vmap_gradient), repeats),
         "iteration_loop_s": median_seconds(iteration(loop_gradient), repeats),
+        "iteration_task_by_task_s": median_seconds(task_by_task_iteration, repeats),
         "sampling_one_round_s": sample_only,
     }
     return result
@@ -181,6 +199,10 @@ def main() -> None:
               f"per-task loop {maml['iteration_loop_s']:.3f} s  "
               f"ratio {maml['iteration_loop_s'] / maml['iteration_vmap_s']:.2f}x  "
               f"(of which one sampling round {maml['sampling_one_round_s']:.3f} s)")
+        print(f"{tasks} tasks: meta-iteration  vmap {maml['iteration_vmap_s']:.3f} s  "
+              f"task by task {maml['iteration_task_by_task_s']:.3f} s  "
+              f"ratio {maml['iteration_task_by_task_s'] / maml['iteration_vmap_s']:.2f}x  "
+              f"(sampling and adaptation per task too)")
         if tasks == 20:
             reference = maml
     print("\n== env steps/s: batched tensor view vs gymnasium.vector.SyncVectorEnv ==")
