@@ -10,8 +10,9 @@ behaviour, chosen by the variant's rules (e.g. an opponent style).
   learner): what ``check_env``, previews, export checks and ``gameadapt play`` use.
 - :class:`ParallelVectorGame` steps ``tasks x envs`` parallel envs in a Python loop behind the
   :class:`~gameadapt.game.BatchedGame` protocol, one row per controlled agent of each env
-  (the layout SuperSuit uses for parameter sharing). Games with a native batched view do not
-  need it.
+  (the layout SuperSuit uses for parameter sharing). The engine uses it when the policy
+  drives several agents of a game without a native batched view; with one controlled agent
+  the learner's view goes through ``gymnasium.vector`` instead.
 
 Numpy only: importing this module never imports torch (the vector game converts lazily).
 """

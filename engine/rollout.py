@@ -159,14 +159,18 @@ def make_batched_game(spec: GameSpec, variants: Sequence[Variant], envs_per_task
                       agents: Sequence[str] | None = None) -> BatchedGame:
     """The game's native batched view, or a Python-loop view when it has none.
 
-    Single-agent games without a batched view run through :class:`GymVectorGame`;
-    multi-agent ones through :class:`~gameadapt.multiagent.ParallelVectorGame`. ``agents``
-    are the controlled agents of a multi-agent game (default: its learner).
+    Games without a batched view run through :class:`GymVectorGame` (for a multi-agent
+    game: the learner's gymnasium view), or, when a multi-agent game's policy drives several
+    agents, through :class:`~gameadapt.multiagent.ParallelVectorGame`. ``agents`` are the
+    controlled agents of a multi-agent game (default: its learner).
     """
     if spec.is_multi_agent:
         agents = tuple(agents) if agents else spec.controlled_agents()
         if spec.make_batched is not None:
             return spec.make_batched(variants, envs_per_task, device, agents)
+        if agents == spec.controlled_agents():
+            return GymVectorGame(spec, variants, envs_per_task, device,
+                                 horizon=spec.max_episode_steps)
         return ParallelVectorGame(spec, variants, envs_per_task, device, agents)
     if agents:
         raise ValueError(f"game {spec.id!r} is single-agent; it has no agents to control")
