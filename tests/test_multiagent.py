@@ -29,6 +29,7 @@ from gameadapt.rollout import Episodes, GymVectorGame, learner_returns, make_bat
 from gameadapt.runs import RunDir
 from gameadapt.trainer import make_config, start_run, train
 from gameadapt.verify_export import collect_observations
+from gameadapt.wrappers import pettingzoo_game
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
@@ -271,3 +272,16 @@ def test_shared_exports_are_verified_on_every_driven_agents_observations() -> No
     assert set(np.unique(learner_only[:, -1])) == {0.0}  # the role entry: attacker only
     assert set(np.unique(shared[:, -1])) == {0.0, 1.0}
     assert info["played"] == 300 and info["sampled_from_space"] == 0
+
+
+def test_wrapper_sets_attributes_on_the_unwrapped_parallel_env(arena: Any) -> None:
+    seen: list[tuple[str, dict]] = []
+    spec = pettingzoo_game(
+        "arena-attributes", arena.arena_env, arena.VARIANT_SPACE, description="test",
+        learner="attacker", opponent=arena.scripted_defender, max_episode_steps=30,
+        kwargs={"level.size": "size"}, attributes={"rules.opponent": "announced_style"},
+        after_apply=lambda env, variant: seen.append((env.announced_style, variant)))
+    env = spec.make_parallel_env({"rules": {"opponent": "patrolling"}})
+    assert env.unwrapped.announced_style == "patrolling"
+    assert seen[-1][0] == "patrolling" and seen[-1][1]["rules"]["opponent"] == "patrolling"
+    assert env.variant["rules"]["opponent"] == "aggressive"  # not a keyword here
