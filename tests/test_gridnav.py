@@ -337,12 +337,15 @@ PARITY_VARIANTS = [
 
 
 def test_batched_stream_keys_match_hashrandom() -> None:
-    from gameadapt.games.gridnav.batched import stream_keys
+    from gameadapt.batched import batch_stream_keys
+    from gameadapt.hashrandom import stream_keys
 
     index = torch.arange(50, dtype=torch.int64)
     for seed in (0, 7, 2**40 + 3):
         keys = stream_keys(seed, index).tolist()
         assert keys == [stream_key(seed, i) for i in range(50)]
+        grid = batch_stream_keys(seed, 5, 10, "cpu")
+        assert grid.shape == (5, 10) and grid.flatten().tolist() == keys
 
 
 def mixed_actions(obs: torch.Tensor, rng: np.random.Generator) -> np.ndarray:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from gameadapt.batched import batch_stream_keys, checked_actions, keep_ended
 from gameadapt.game import BatchedStep
-from gameadapt.hashrandom import stream_keys
 from gameadapt.variants import Variant
 
 from . import dynamics
@@ -64,26 +64,22 @@ class BatchedDuel:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E * C, 15]``."""
-        index = torch.arange(self.num_tasks * self.envs, dtype=torch.int64,
-                             device=self.device).reshape(self.num_tasks, self.envs)
-        self._state = dynamics.initial_state(torch, self.params, stream_keys(int(seed), index))
-        self._done = torch.zeros_like(index, dtype=torch.bool)
+        key = batch_stream_keys(seed, self.num_tasks, self.envs, self.device)
+        self._state = dynamics.initial_state(torch, self.params, key)
+        self._done = torch.zeros_like(key, dtype=torch.bool)
         return self._observe()
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply ``[M, E * C]`` long actions (ignored for ended envs); return the batch step."""
         if self._state is None or self._done is None:
             raise RuntimeError("call reset() before step()")
-        action = torch.as_tensor(action, device=self.device).long()
-        shape = (self.num_tasks, self.envs_per_task)
-        if action.shape != shape:
-            raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
+        action = checked_actions(action, (self.num_tasks, self.envs_per_task), self.device)
         alive = ~self._done
         attacker, defender = self._actions(action.reshape(self.num_tasks, self.envs, -1))
         attacker, defender = torch.where(alive, attacker, 0), torch.where(alive, defender, 0)
         new, *rewards, terminated, truncated = dynamics.step(
             torch, self.params, self._state, attacker, defender)
-        self._state = dynamics.State(*(torch.where(alive, n, o) for n, o in zip(new, self._state)))
+        self._state = keep_ended(alive, new, self._state)
         reward = torch.where(alive[..., None], torch.stack(rewards, -1), 0.0)
         terminated, truncated = terminated & alive, truncated & alive
         self._done = self._done | terminated | truncated

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from gameadapt.batched import batch_stream_keys, checked_actions, keep_ended
 from gameadapt.game import BatchedStep
-from gameadapt.hashrandom import stream_keys
 from gameadapt.variants import Variant
 
 from . import dynamics
@@ -45,24 +45,19 @@ class BatchedCorridor:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E, 3]``."""
-        index = torch.arange(self.num_tasks * self.envs_per_task, dtype=torch.int64,
-                             device=self.device).reshape(self.num_tasks, self.envs_per_task)
-        key = stream_keys(int(seed), index)
+        key = batch_stream_keys(seed, self.num_tasks, self.envs_per_task, self.device)
         self._state = dynamics.initial_state(torch, self.params, key)
-        self._done = torch.zeros_like(index, dtype=torch.bool)
+        self._done = torch.zeros_like(key, dtype=torch.bool)
         return dynamics.observe(torch, self.params, self._state)
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply ``[M, E]`` long actions (ignored for ended envs); return the batch step."""
         if self._state is None or self._done is None:
             raise RuntimeError("call reset() before step()")
-        action = torch.as_tensor(action, device=self.device).long()
-        if action.shape != self._done.shape:
-            raise ValueError(f"action must have shape {tuple(self._done.shape)}, "
-                             f"got {tuple(action.shape)}")
+        action = checked_actions(action, self._done.shape, self.device)
         alive = ~self._done
         new, reward, terminated, truncated = dynamics.step(torch, self.params, self._state, action)
-        self._state = dynamics.State(*(torch.where(alive, n, o) for n, o in zip(new, self._state)))
+        self._state = keep_ended(alive, new, self._state)
         reward = torch.where(alive, reward, 0.0)
         terminated, truncated = terminated & alive, truncated & alive
         self._done = self._done | terminated | truncated
