@@ -342,16 +342,20 @@ def _train_with_progress(session: Any, run: Any) -> None:
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save a PNG: return vs adaptation steps.")
+@click.option("--variant", "-v", "fixed", multiple=True, metavar="KEY=VALUE",
+              help="Fix a parameter in every evaluated variant (repeatable), e.g. "
+                   "-v rules.opponent=mirroring.")
 @json_option
 def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, steps: str,
-                     baselines: str, seeds: str, plot: Path | None, as_json: bool) -> None:
+                     baselines: str, seeds: str, plot: Path | None, fixed: tuple[str, ...],
+                     as_json: bool) -> None:
     """Return before and after adaptation on held-out variants, vs baselines."""
     from .evaluate import EvalSettings, evaluate_run, format_results, plot_results, require_pyplot
 
     if plot is not None:
         require_pyplot()
     settings = EvalSettings(split, tasks, episodes, _int_list(steps, "steps"),
-                            _int_list(seeds, "seeds"))
+                            _int_list(seeds, "seeds"), tuple(fixed))
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     for name in names:
         get_registry().algorithm(name)

@@ -21,6 +21,7 @@ import torch
 
 from .errors import GameadaptError
 from .learner import evaluate_adaptation
+from .registry import get_registry
 from .rollout import make_batched_game
 from .runs import RunDir
 from .trainer import (
@@ -40,13 +41,18 @@ BASELINES_DIR = "baselines"
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How to evaluate: split, tasks per seed, episodes per task, adaptation steps, seeds."""
+    """How to evaluate: split, tasks per seed, episodes per task, adaptation steps, seeds.
+
+    ``fixed`` are ``key=value`` assignments applied to every sampled variant (e.g.
+    ``rules.opponent=mirroring`` for one held-out opponent style).
+    """
 
     split: str = "test"
     tasks: int = 40
     episodes: int = 20
     steps: tuple[int, ...] = (0, 1, 3)
     seeds: tuple[int, ...] = (0, 1, 2)
+    fixed: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.split not in SPLITS:
@@ -83,7 +89,8 @@ def evaluate_session(session: Session, settings: EvalSettings) -> list[list[floa
     top = max(settings.steps)
     per_seed = []
     for seed in settings.seeds:
-        variants = spec.variant_space.sample(settings.split, settings.tasks, seed)  # type: ignore[arg-type]
+        variants = [spec.variant_space.parse_assignments(settings.fixed, variant) for variant
+                    in spec.variant_space.sample(settings.split, settings.tasks, seed)]  # type: ignore[arg-type]
         game = make_batched_game(spec, variants, settings.episodes, session.device,
                                  session.agents)
         returns = evaluate_adaptation(session.algorithm, session.policy, session.params, game,
@@ -110,6 +117,7 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
     settings.validate()
     run = RunDir(Path(run_path))
     config = run.read_config()
+    get_registry().game(config["game"]).variant_space.parse_assignments(settings.fixed)
     methods = [config["algorithm"]] + [b for b in baselines if b != config["algorithm"]]
     results: dict[str, Any] = {}
     agents: list[str] = []
@@ -147,6 +155,8 @@ def format_results(result: dict[str, Any]) -> str:
     title = (f"{result['game']}: mean {whose}return on {result['tasks']} {result['split']} "
              f"variants x {result['episodes']} episodes, {len(result['seeds'])} seed(s) "
              f"(± std over seeds)")
+    if result.get("fixed"):
+        title += f"\nwith {', '.join(result['fixed'])} in every variant"
     if len(agents) > 1:
         title += f"\none shared policy drives {', '.join(agents)}"
     return title + "\n" + format_table(headers, rows)

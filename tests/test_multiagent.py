@@ -285,3 +285,29 @@ def test_wrapper_sets_attributes_on_the_unwrapped_parallel_env(arena: Any) -> No
     assert env.unwrapped.announced_style == "patrolling"
     assert seen[-1][0] == "patrolling" and seen[-1][1]["rules"]["opponent"] == "patrolling"
     assert env.variant["rules"]["opponent"] == "aggressive"  # not a keyword here
+
+
+def test_evaluate_can_fix_a_parameter_such_as_one_held_out_style(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gameadapt.evaluate as evaluate_module
+
+    config = make_config({"game": "duel", "iterations": 1, "meta_batch": 2, "envs_per_task": 2})
+    run = RunDir(tmp_path / "run")
+    train(start_run(config, run), run)
+    seen: list[dict] = []
+    original = evaluate_module.make_batched_game
+
+    def recording(spec: GameSpec, variants: list, *args: Any) -> Any:
+        seen.extend(variants)
+        return original(spec, variants, *args)
+
+    monkeypatch.setattr(evaluate_module, "make_batched_game", recording)
+    settings = EvalSettings(tasks=4, episodes=2, steps=(0, 1), seeds=(0,),
+                            fixed=("rules.opponent=mirroring",))
+    result = evaluate_run(run.path, settings)
+    assert list(result["fixed"]) == ["rules.opponent=mirroring"]
+    assert len(seen) == 4 and {v["rules"]["opponent"] for v in seen} == {"mirroring"}
+    assert {v["level"]["seed"] for v in seen} <= set(range(10_000, 20_000))  # still held out
+    bad = CliRunner().invoke(cli, ["evaluate", str(run.path), "-v", "rules.opponent=sneaky"])
+    assert bad.exit_code != 0 and bad.output.strip().splitlines()[-1].startswith(
+        "Error: rules.opponent: 'sneaky' is not one of")
