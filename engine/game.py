@@ -154,6 +154,13 @@ class GameSpec:
         }
 
 
+def check_render_mode(metadata: dict[str, Any], render_mode: str | None) -> None:
+    """Raise ValueError unless ``render_mode`` is None or one of ``metadata["render_modes"]``."""
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(f"render_mode must be one of {metadata['render_modes']} or None, "
+                         f"not {render_mode!r}")
+
+
 def space_to_json(space: gymnasium.spaces.Space) -> dict[str, Any]:
     """Describe a Box or Discrete space as JSON."""
     if isinstance(space, gymnasium.spaces.Discrete):

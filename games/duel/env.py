@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gameadapt import hashrandom
+from gameadapt.game import check_render_mode
 from pettingzoo import ParallelEnv
 
 from . import dynamics
@@ -77,9 +78,7 @@ class DuelParallelEnv(ParallelEnv):
 
     def __init__(self, variant: Mapping[str, Any] | None = None,
                  render_mode: str | None = None) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
-                             f"not {render_mode!r}")
+        check_render_mode(self.metadata, render_mode)
         self.variant = VARIANT_SPACE.validate(variant or {})
         self.render_mode = render_mode
         self.possible_agents = list(AGENTS)

@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+from gameadapt.game import check_render_mode
 
 from . import dynamics
 
@@ -53,9 +54,7 @@ class PointNavEnv(gymnasium.Env):
 
     def __init__(self, variant: Mapping[str, Any] | None = None,
                  render_mode: str | None = None) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                             f"not {render_mode!r}")
+        check_render_mode(self.metadata, render_mode)
         self.variant = dynamics.VARIANT_SPACE.validate(variant or {})
         params = dynamics.task_params(self.variant)
         self.goal = np.asarray(params.goal, dtype=np.float32)
