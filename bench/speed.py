@@ -6,9 +6,12 @@ Prints, all measured in this one run (medians over repeats):
    paper setting (20 tasks x 20 episodes x 100 steps, one inner step), vmap over tasks
    (``gameadapt.meta``: ``torch.func.grad`` of the one-task inner loss under ``torch.func.vmap``
    on task-major samples) vs the per-task Python loop with ``autograd.grad(create_graph=True)``
-   (same math), and the ratio; the meta-iteration is measured twice against the loop: with
-   the loop only in the meta-gradient (sampling and adaptation batched for both), and fully
-   task by task (each task sampled, adapted and differentiated on its own);
+   (same math), and the ratio. The batched meta-iteration is the trainer's own
+   ``Learner.meta_train_step`` with one outer step (sample, adapt, sample, one second-order
+   Adam step); it is measured twice against the loop: with the loop only in the
+   meta-gradient (sampling and adaptation batched for both), and fully task by task (each
+   task sampled, adapted and differentiated on its own). A training iteration of the
+   ``maml`` defaults (5 outer epochs) is timed too;
 2. env steps/s of batched gridnav, pointnav and duel (the attacker's rows, scripted defender)
    at 20x20 and 1000x100 (tasks x envs) vs the same game's gymnasium view stepped through
    ``gymnasium.vector.SyncVectorEnv``, and the ratio;
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 from gameadapt.learner import Learner, detached
 from gameadapt.malloc import DISABLE_ENV, tune_malloc
-from gameadapt.meta import adapt, outer_loss, reference_meta_gradient
+from gameadapt.meta import outer_loss, reference_adapt, reference_meta_gradient
 from gameadapt.policy import expand_params, policy_params
 from gameadapt.registry import get_registry
 from gameadapt.rollout import sample_episodes
@@ -54,11 +57,11 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def maml_setup(tasks: int, envs: int):
+def maml_setup(tasks: int, envs: int, options: dict | None = None):
     """A pointnav MAML learner, a policy, and one meta-batch of pre/post episodes."""
     registry = get_registry()
     spec = registry.game("pointnav")
-    learner: Learner = registry.algorithm("maml").make({})
+    learner: Learner = registry.algorithm("maml").make(options or {})
     torch.manual_seed(0)
     policy = learner.make_policy(spec.observation_space, spec.action_space)
     params = policy_params(policy)
@@ -85,15 +88,29 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
     def loop_gradient() -> None:
         reference_meta_gradient(policy, params, pre, post, lr)
 
-    def iteration(gradient: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:  # sample pre, adapt, sample post, one outer gradient
-            shared = detached(params)
-            episodes = sample_episodes(game, policy, expand_params(shared, tasks), 3)
-            batch = learner.task_batch(episodes)
-            adapted = adapt(policy, expand_params(shared, tasks), batch, lr, first_order=True)
-            learner.task_batch(sample_episodes(game, policy, detached(adapted), 4))
-            gradient()
+    def trainer_iteration(epochs: int) -> Callable[[], None]:
+        """The trainer's meta-iteration on a fresh copy of the policy (same data every call)."""
+        step_learner, step_policy, step_params, step_game, *_ = maml_setup(
+            tasks, envs, {"outer_epochs": epochs})
+        optimizer = step_learner.make_optimizer(step_params)
+        initial = {name: value.detach().clone() for name, value in step_params.items()}
+
+        def run() -> None:
+            with torch.no_grad():
+                for name, value in step_params.items():
+                    value.copy_(initial[name])
+            step_learner.meta_train_step(step_policy, step_params, optimizer, step_game, 3)
         return run
+
+    def loop_iteration() -> None:
+        """Sampling batched; the adaptation (with its graph, reused by the meta-gradient)
+        and the meta-gradient as per-task loops."""
+        shared = detached(params)
+        batch = learner.task_batch(sample_episodes(game, policy, expand_params(shared, tasks), 3))
+        adapted = reference_adapt(policy, params, batch, lr)
+        stacked = {name: torch.stack([task[name].detach() for task in adapted]) for name in params}
+        task_post = learner.task_batch(sample_episodes(game, policy, stacked, 4))
+        reference_meta_gradient(policy, params, batch, task_post, lr, adapted=adapted)
 
     def task_by_task_iteration() -> None:
         """The same meta-iteration one task at a time, as code without batching over tasks
@@ -101,12 +118,13 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
         shared = detached(params)
         total = {name: torch.zeros_like(value) for name, value in params.items()}
         for task_game in task_games:
-            one = expand_params(shared, 1)
-            batch = learner.task_batch(sample_episodes(task_game, policy, one, 3))
-            adapted = adapt(policy, one, batch, lr, first_order=True)
-            task_post = learner.task_batch(sample_episodes(task_game, policy, detached(adapted), 4))
-            for name, value in reference_meta_gradient(policy, params, batch, task_post,
-                                                       lr).items():
+            batch = learner.task_batch(sample_episodes(task_game, policy,
+                                                       expand_params(shared, 1), 3))
+            adapted = reference_adapt(policy, params, batch, lr)
+            one = {name: value.detach().unsqueeze(0) for name, value in adapted[0].items()}
+            task_post = learner.task_batch(sample_episodes(task_game, policy, one, 4))
+            for name, value in reference_meta_gradient(policy, params, batch, task_post, lr,
+                                                       adapted=adapted).items():
                 total[name] += value / tasks
 
     sample_only = median_seconds(
@@ -114,10 +132,11 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
     result = {
         "gradient_vmap_s": median_seconds(vmap_gradient, repeats),
         "gradient_loop_s": median_seconds(loop_gradient, repeats),
-        "iteration_vmap_s": median_seconds(iteration(vmap_gradient), repeats),
-        "iteration_loop_s": median_seconds(iteration(loop_gradient), repeats),
+        "iteration_vmap_s": median_seconds(trainer_iteration(1), repeats),
+        "iteration_loop_s": median_seconds(loop_iteration, repeats),
         "iteration_task_by_task_s": median_seconds(task_by_task_iteration, repeats),
         "sampling_one_round_s": sample_only,
+        "training_iteration_s": median_seconds(trainer_iteration(5), max(3, repeats // 3)),
     }
     return result
 
@@ -203,6 +222,8 @@ def main() -> None:
               f"task by task {maml['iteration_task_by_task_s']:.3f} s  "
               f"ratio {maml['iteration_task_by_task_s'] / maml['iteration_vmap_s']:.2f}x  "
               f"(sampling and adaptation per task too)")
+        print(f"{tasks} tasks: training iteration of the maml defaults (5 outer epochs) "
+              f"{maml['training_iteration_s']:.3f} s")
         if tasks == 20:
             reference = maml
     print("\n== env steps/s: batched tensor view vs gymnasium.vector.SyncVectorEnv ==")

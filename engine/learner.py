@@ -144,21 +144,27 @@ def detached(params: Params) -> Params:
 UpdateRule = Callable[..., dict[str, float]]
 """``rule(learner, policy, params, optimizer, pre, post, adapted) -> stats``: changes
 ``params`` in place from one meta-batch (``pre``/``post`` are :class:`TaskBatch` es,
-``adapted`` the detached per-task parameters that sampled ``post``)."""
+``adapted`` the per-task parameters that sampled ``post``, as
+:meth:`Learner.adapt_for_update` returns them: still differentiable with respect to
+``params``, so a rule can differentiate through them instead of recomputing them)."""
 
 
 class Learner:
     """Shared skeleton of MAML, FOMAML, Reptile and the baselines (see the module doc).
 
     ``update`` is the algorithm's update rule; ``None`` means the shared parameters are
-    never trained (``trains`` is False), as for the from-scratch baseline.
+    never trained (``trains`` is False), as for the from-scratch baseline. ``first_order``
+    says whether the adapted parameters handed to the rule carry the inner gradient's own
+    derivative (False: second order, as MAML's update needs) or treat it as a constant.
     """
 
-    def __init__(self, name: str, config: LearnerConfig, update: UpdateRule | None) -> None:
+    def __init__(self, name: str, config: LearnerConfig, update: UpdateRule | None, *,
+                 first_order: bool = True) -> None:
         self.name = name
         self.config = config
         self.update_rule = update
         self.trains = update is not None
+        self.first_order = first_order
 
     def make_policy(self, observation_space: gymnasium.spaces.Box,
                     action_space: gymnasium.spaces.Space) -> MLPPolicy:
@@ -190,6 +196,18 @@ class Learner:
                         inner_objective=self.config.inner_objective)  # type: ignore[arg-type]
         return detached(adapted)
 
+    def adapt_for_update(self, policy: MLPPolicy, params: Params, batch: TaskBatch) -> Params:
+        """The ``inner_steps`` adaptation of ``params`` per task, differentiable w.r.t. ``params``.
+
+        Through the inner gradient unless :attr:`first_order`. Its values are the post-update
+        policies that sample the ``post`` round, and the same graph serves the update rule's
+        first outer step (:meth:`optimize_surrogate`), so the inner step runs once for both.
+        """
+        cfg = self.config
+        return adapt(policy, expand_params(params, batch.num_tasks), batch, cfg.inner_lr,
+                     cfg.inner_steps, self.first_order,
+                     inner_objective=cfg.inner_objective)  # type: ignore[arg-type]
+
     def meta_train_step(self, policy: MLPPolicy, params: Params,
                         optimizer: torch.optim.Optimizer, game: BatchedGame,
                         seed: int) -> dict[str, float]:
@@ -198,8 +216,9 @@ class Learner:
         pre_episodes = sample_episodes(game, policy, expand_params(shared, game.num_tasks),
                                        derive_seed(seed, 0))
         pre = self.task_batch(pre_episodes)
-        adapted = self.adapt_batch(policy, shared, pre)
-        post_episodes = sample_episodes(game, policy, adapted, derive_seed(seed, 1))
+        with torch.set_grad_enabled(self.trains):
+            adapted = self.adapt_for_update(policy, params, pre)
+        post_episodes = sample_episodes(game, policy, detached(adapted), derive_seed(seed, 1))
         post = self.task_batch(post_episodes)
         stats = {}
         if self.update_rule is not None:
@@ -217,21 +236,28 @@ class Learner:
 
     def optimize_surrogate(self, policy: MLPPolicy, params: Params,
                            optimizer: torch.optim.Optimizer, pre: TaskBatch, post: TaskBatch,
-                           inner_steps: int, first_order: bool) -> dict[str, float]:
+                           inner_steps: int, first_order: bool,
+                           adapted: Params | None = None) -> dict[str, float]:
         """``outer_epochs`` passes of optimiser steps on :func:`gameadapt.meta.outer_loss`.
 
         Each pass takes one step per slice of the tasks (``outer_minibatches`` slices).
         Stops early once the approximate KL of a step exceeds ``target_kl`` (if set).
+        ``adapted`` (:meth:`adapt_for_update` of the current ``params``, for these
+        ``inner_steps`` and ``first_order``) saves recomputing the inner steps in the first
+        step when that step covers every task; later steps start from updated parameters.
         """
         cfg = self.config
         slices = task_slices(post.num_tasks, cfg.outer_minibatches)
+        reusable = adapted if len(slices) == 1 else None
         steps = 0
         for _ in range(cfg.outer_epochs):
             for chunk in slices:
                 loss, stats = outer_loss(policy, params, pre.tasks(chunk), post.tasks(chunk),
                                          cfg.inner_lr, inner_steps, first_order,
                                          cfg.outer_objective, cfg.clip,  # type: ignore[arg-type]
-                                         cfg.inner_objective)  # type: ignore[arg-type]
+                                         cfg.inner_objective,  # type: ignore[arg-type]
+                                         adapted=reusable)
+                reusable = None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:

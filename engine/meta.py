@@ -7,8 +7,9 @@ inner gradient. A meta-batch is one batched computation: the per-task parameters
 are batched with ``torch.func.vmap`` over the task dimension, the inner step is
 ``torch.func.grad`` of the one-task :func:`inner_loss` (the policy evaluated with
 ``torch.func.functional_call``), and the outer loss evaluates the adapted parameters with the
-same vmapped functional call. :func:`reference_meta_gradient` is the same meta-gradient as a
-per-task Python loop with ``torch.autograd.grad(create_graph=True)``.
+same vmapped functional call. :func:`reference_adapt` and :func:`reference_meta_gradient` are
+the same adaptation and meta-gradient as per-task Python loops with
+``torch.autograd.grad(create_graph=True)``.
 
 All losses read a :class:`TaskBatch`: time-major ``[T, M, E, ...]`` tensors holding the
 episodes, their sampling log-probabilities and their (per-task) advantages. The vmapped
@@ -167,16 +168,19 @@ def surrogate_loss(log_probs: torch.Tensor, batch: TaskBatch | TaskSamples,
 def outer_loss(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskBatch,
                inner_lr: float, inner_steps: int = 1, first_order: bool = False,
                objective: Objective = "ppo", clip: float = 0.2,
-               inner_objective: InnerObjective = "reinforce"
+               inner_objective: InnerObjective = "reinforce", adapted: Params | None = None
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The meta-objective on ``post`` after adapting the shared ``params`` on ``pre``.
 
     Returns the loss (mean over tasks of each task's masked mean) and detached statistics
     ``approx_kl`` and ``clip_fraction``. ``inner_steps=0`` gives the plain multi-task loss.
+    ``adapted``, when given, is what :func:`adapt` of ``params`` on ``pre`` returns (with its
+    graph) for these arguments, computed earlier; the inner steps are then not recomputed.
     """
     samples = TaskSamples.of(post)
-    adapted = adapt(policy, expand_params(params, post.num_tasks), TaskSamples.of(pre),
-                    inner_lr, inner_steps, first_order, inner_objective)
+    if adapted is None:
+        adapted = adapt(policy, expand_params(params, post.num_tasks), TaskSamples.of(pre),
+                        inner_lr, inner_steps, first_order, inner_objective)
     log_probs, _ = vmap(partial(evaluate_actions, policy))(adapted, samples.observations,
                                                             samples.actions)
     loss = task_masked_means(surrogate_loss(log_probs, samples, objective, clip),
@@ -202,22 +206,39 @@ def meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch, post: TaskB
     return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
 
 
-def reference_meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch,
-                            post: TaskBatch, inner_lr: float, inner_steps: int = 1,
-                            first_order: bool = False, objective: Objective = "ppo",
-                            clip: float = 0.2,
-                            inner_objective: InnerObjective = "reinforce") -> Params:
-    """:func:`meta_gradient` computed task by task with ``autograd.grad(create_graph=True)``."""
-    total = torch.zeros(())
-    for index in range(post.num_tasks):
-        task_pre, task_post = pre.task(index), post.task(index)
-        task_params = dict(params)
+def reference_adapt(policy: MLPPolicy, params: Params, pre: TaskBatch, inner_lr: float,
+                    inner_steps: int = 1, first_order: bool = False,
+                    inner_objective: InnerObjective = "reinforce") -> list[Params]:
+    """:func:`adapt` task by task with ``autograd.grad(create_graph=True)``: one dict per task."""
+    adapted = []
+    for index in range(pre.num_tasks):
+        task_pre, task_params = pre.task(index), dict(params)
         for _ in range(inner_steps):
             loss = inner_loss(policy, task_params, task_pre, inner_objective)
             grads = torch.autograd.grad(loss, list(task_params.values()),
                                         create_graph=not first_order)
             task_params = {name: value - inner_lr * g
                            for (name, value), g in zip(task_params.items(), grads)}
+        adapted.append(task_params)
+    return adapted
+
+
+def reference_meta_gradient(policy: MLPPolicy, params: Params, pre: TaskBatch,
+                            post: TaskBatch, inner_lr: float, inner_steps: int = 1,
+                            first_order: bool = False, objective: Objective = "ppo",
+                            clip: float = 0.2,
+                            inner_objective: InnerObjective = "reinforce",
+                            adapted: list[Params] | None = None) -> Params:
+    """:func:`meta_gradient` computed task by task with ``autograd.grad(create_graph=True)``.
+
+    ``adapted``: :func:`reference_adapt` of ``params`` computed earlier (not recomputed).
+    """
+    if adapted is None:
+        adapted = reference_adapt(policy, params, pre, inner_lr, inner_steps, first_order,
+                                  inner_objective)
+    total = torch.zeros(())
+    for index, task_params in enumerate(adapted):
+        task_post = post.task(index)
         log_probs, _ = evaluate_actions(policy, task_params, task_post.observations,
                                         task_post.actions)
         per_step = surrogate_loss(log_probs, task_post, objective, clip)

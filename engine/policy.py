@@ -186,14 +186,30 @@ def task_batched_distribution_params(policy: MLPPolicy, params: Params, obs: tor
 
     ``params`` have a leading ``[M]`` dim and ``obs`` is ``[M, E, obs_dim]``. Rollouts call
     this once per time step, where vmap's per-call overhead would dominate small policies.
+    The Gaussian's ``log_std`` comes as ``[M, 1, act_dim]``, broadcastable to the mean (the
+    distribution methods broadcast; exponentiating it per task, not per env, is cheaper).
     """
     x = policy.normalize(obs)
     for index, layer in enumerate(policy.body):
-        x = _task_linear(params, f"body.{index}", x) if isinstance(layer, nn.Linear) else layer(x)
+        if isinstance(layer, nn.Linear):
+            x = _task_linear(params, f"body.{index}", x)
+        else:
+            x = sigmoid_tanh(x) if isinstance(layer, nn.Tanh) else layer(x)
     out = _task_linear(params, "head", x)
     if policy.discrete:
         return (out,)
-    return out, params["log_std"].unsqueeze(1).expand_as(out)
+    return out, params["log_std"].unsqueeze(1)
+
+
+def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
+    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (equal to within 2e-7).
+
+    On CPU torch's ``tanh`` kernel is about 3x slower than this at the sizes of a rollout
+    step (66 µs vs 24 µs on 20 x 20 x 64 floats, one thread); rollouts run it 200 times per
+    round. Losses keep ``torch.tanh``: with its backward and double backward the difference
+    vanishes at their sizes.
+    """
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
 def _task_linear(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:

@@ -70,18 +70,22 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
     obs = game.reset(seed).to(device=device, dtype=torch.float32)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=device)
     steps: list[tuple[torch.Tensor, ...]] = []
+    dists: list[tuple[torch.Tensor, ...]] = []
     for _ in range(game.horizon):
         dist = dist_fn(params, obs)
         actions = policy.sample(dist, generator)
-        log_probs = policy.log_prob(dist, actions)
         result: BatchedStep = game.step(policy.to_env_action(actions))
         mask = alive.to(obs.dtype)
-        steps.append((obs, actions, result.reward.to(obs.dtype) * mask, mask, log_probs))
+        steps.append((obs, actions, result.reward.to(obs.dtype) * mask, mask))
+        dists.append(dist)
         alive = alive & ~(result.terminated | result.truncated)
         obs = result.observation.to(device=device, dtype=torch.float32)
         if not bool(alive.any()):
             break
-    return Episodes(*(torch.stack(field) for field in zip(*steps)))
+    observations, actions, rewards, mask = (torch.stack(field) for field in zip(*steps))
+    # One log-probability computation for the whole round instead of one per step.
+    log_probs = policy.log_prob(tuple(torch.stack(part) for part in zip(*dists)), actions)
+    return Episodes(observations, actions, rewards, mask, log_probs)
 
 
 class GymVectorGame:

@@ -1,8 +1,10 @@
 """Built-in algorithm plugin: MAML (second order) and first-order MAML.
 
 The outer step is a multi-epoch clipped surrogate (or policy gradient) on the episodes
-sampled after adaptation, differentiated through the inner step that is recomputed from the
-pre-adaptation episodes at every epoch (see :func:`gameadapt.meta.outer_loss`).
+sampled after adaptation, differentiated through the inner step: the first epoch through the
+adaptation that chose the post-update policies, later epochs through the inner step
+recomputed from the pre-adaptation episodes at the updated parameters (see
+:func:`gameadapt.meta.outer_loss`).
 Importing this module does not import torch.
 """
 
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
 
 
 def maml_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
-                post: Any, adapted: Any, *, first_order: bool) -> dict[str, float]:
-    """Outer epochs on the post-adaptation surrogate, through the inner step."""
+                post: Any, adapted: Any) -> dict[str, float]:
+    """Outer epochs on the post-adaptation surrogate, through the inner step (the first
+    epoch differentiates ``adapted`` itself)."""
     return learner.optimize_surrogate(policy, params, optimizer, pre, post,
-                                      learner.config.inner_steps, first_order)
+                                      learner.config.inner_steps, learner.first_order,
+                                      adapted=adapted)
 
 
 def make_maml(config: Mapping[str, Any] | None = None, *, first_order: bool = False) -> Learner:
@@ -31,7 +35,7 @@ def make_maml(config: Mapping[str, Any] | None = None, *, first_order: bool = Fa
     from gameadapt.learner import Learner, LearnerConfig
 
     return Learner("fomaml" if first_order else "maml", LearnerConfig.from_mapping(config),
-                   partial(maml_update, first_order=first_order))
+                   maml_update, first_order=first_order)
 
 
 @hookimpl

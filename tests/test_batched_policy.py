@@ -28,6 +28,6 @@ def test_task_batched_matches_vmap(action_space: gymnasium.spaces.Space) -> None
     expected = vmap(partial(distribution_params, policy))(params, obs)
     actual = task_batched_distribution_params(policy, params, obs)
     assert len(expected) == len(actual)
-    for want, got in zip(expected, actual):
-        assert got.shape == want.shape
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    for want, got in zip(expected, actual):  # log_std comes broadcastable, [M, 1, act_dim]
+        assert torch.broadcast_shapes(got.shape, want.shape) == want.shape
+        torch.testing.assert_close(got.expand_as(want), want, rtol=1e-6, atol=1e-6)

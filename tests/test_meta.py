@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import gameadapt.meta
 import pytest
 import torch
 from fakegame import BOX_ACTIONS, DISCRETE_ACTIONS, OBSERVATION_SPACE, FakeGame
@@ -17,6 +18,7 @@ from gameadapt.meta import (
     inner_loss,
     make_task_batch,
     meta_gradient,
+    reference_adapt,
     reference_meta_gradient,
 )
 from gameadapt.policy import MLPPolicy, Params, expand_params, policy_params
@@ -59,6 +61,8 @@ def test_vmapped_adaptation_equals_the_per_task_loop(discrete: bool, steps: int,
     policy, params, pre, _ = make_data(discrete)
     batched = adapt(policy, expand_params(params, 3), pre, INNER_LR, steps,
                     inner_objective=inner_objective)  # type: ignore[arg-type]
+    looped = reference_adapt(policy, params, pre, INNER_LR, steps,
+                             inner_objective=inner_objective)  # type: ignore[arg-type]
     for task in range(3):
         task_params = dict(params)
         for _ in range(steps):
@@ -67,6 +71,7 @@ def test_vmapped_adaptation_equals_the_per_task_loop(discrete: bool, steps: int,
             grads = torch.autograd.grad(loss, list(task_params.values()))
             task_params = {n: v - INNER_LR * g for (n, v), g in zip(task_params.items(), grads)}
         assert_params_close({n: v[task] for n, v in batched.items()}, task_params)
+        assert_params_close(looped[task], task_params)
 
 
 def test_vmapped_adaptation_takes_task_major_samples() -> None:
@@ -93,6 +98,11 @@ def test_vmapped_meta_gradient_equals_the_autograd_loop(discrete: bool, objectiv
         looped = reference_meta_gradient(policy, params, pre, post, INNER_LR, steps,
                                          first_order, objective, 0.2)  # type: ignore[arg-type]
         assert_params_close(vmapped, looped)
+        adapted = reference_adapt(policy, params, pre, INNER_LR, steps, first_order)
+        reused = reference_meta_gradient(policy, params, pre, post, INNER_LR, steps,
+                                         first_order, objective, 0.2,  # type: ignore[arg-type]
+                                         adapted=adapted)
+        assert all(torch.equal(reused[name], looped[name]) for name in params)
 
 
 def test_lvc_meta_gradient_equals_the_loop_and_adds_curvature() -> None:
@@ -127,9 +137,9 @@ def test_first_order_is_the_gradient_at_the_adapted_params() -> None:
     expected = {n: torch.zeros_like(v) for n, v in params.items()}
     for task in range(3):
         leaf = {n: v[task].detach().requires_grad_() for n, v in adapted.items()}
-        grads = reference_meta_gradient(policy, leaf, pre, post._replace(
-            **{f: getattr(post, f)[:, task:task + 1] for f in TaskBatch._fields}),
-            INNER_LR, 0, objective="vpg")
+        one = slice(task, task + 1)
+        grads = reference_meta_gradient(policy, leaf, pre.tasks(one), post.tasks(one),
+                                        INNER_LR, 0, objective="vpg")
         for n in expected:
             expected[n] += grads[n] / 3
     assert_params_close(first, expected)
@@ -144,6 +154,39 @@ def test_adaptation_gradient_flows_only_in_second_order() -> None:
                                     list(params.values()))
         flat = torch.cat([g.reshape(-1) for g in grads])
         assert (not torch.allclose(flat, torch.full_like(flat, 3.0))) == expect_dependence
+
+
+@pytest.mark.parametrize("algorithm_id", ["maml", "fomaml"])
+@pytest.mark.parametrize("minibatches", [1, 2])
+def test_the_first_outer_step_reuses_the_adaptation_that_sampled_post(
+        algorithm_id: str, minibatches: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handing the update the adaptation computed before sampling ``post`` (with its graph)
+    gives exactly the update that recomputes the inner step at every outer step."""
+    recomputed = []
+    monkeypatch.setattr(gameadapt.meta, "adapt",
+                        lambda *args, _adapt=gameadapt.meta.adapt, **kwargs:
+                        recomputed.append(1) or _adapt(*args, **kwargs))
+    policy, params, pre, post = make_data(False)
+    learner = get_registry().algorithm(algorithm_id).make(
+        {"hidden_sizes": "8,8", "inner_lr": INNER_LR, "outer_epochs": 2,
+         "outer_minibatches": minibatches, "outer_lr": 0.01})
+    results = []
+    for reuse in (True, False):
+        copy = {name: value.detach().clone().requires_grad_() for name, value in params.items()}
+        adapted = learner.adapt_for_update(policy, copy, pre)
+        assert all(value.requires_grad for value in adapted.values())
+        assert_params_close({n: v.detach() for n, v in adapted.items()},
+                            learner.adapt_batch(policy, copy, pre), atol=1e-6)
+        optimizer = learner.make_optimizer(copy)
+        learner.optimize_surrogate(policy, copy, optimizer, pre, post, 1, learner.first_order,
+                                   adapted=adapted if reuse else None)
+        results.append(copy)
+    steps = 2 * minibatches
+    # the first step (when it covers every task) differentiates the handed adaptation
+    assert len(recomputed) == (steps - 1 if minibatches == 1 else steps) + steps
+    for name in params:
+        assert torch.equal(results[0][name], results[1][name]), name
+    assert not torch.equal(results[0]["head.weight"], params["head.weight"])
 
 
 # -- the algorithm plugins ----------------------------------------------------------------
