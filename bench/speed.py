@@ -45,8 +45,8 @@ from gameadapt.registry import get_registry
 from gameadapt.rollout import sample_episodes
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
+def seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -54,7 +54,22 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls."""
+    return statistics.median(seconds(fn, repeats, warmup))
+
+
+def host_speed() -> str:
+    """Fixed workloads timed now, so runs at different moments (a shared host's speed
+    varies) can be compared: a small elementwise op and a pointnav-sized batched matmul."""
+    small = torch.randn(20, 20, 64)
+    rows, weights = torch.randn(20, 2000, 64), torch.randn(20, 64, 64)
+    op_us = median_seconds(lambda: small + small, 2000, warmup=100) * 1e6
+    bmm_ms = median_seconds(lambda: torch.bmm(rows, weights), 100, warmup=5) * 1e3
+    return f"host check: small op {op_us:.1f} us, batched matmul {bmm_ms:.2f} ms"
 
 
 def maml_setup(tasks: int, envs: int, options: dict | None = None):
@@ -127,16 +142,18 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
                                                        adapted=adapted).items():
                 total[name] += value / tasks
 
-    sample_only = median_seconds(
-        lambda: sample_episodes(game, policy, expand_params(detached(params), tasks), 5), repeats)
+    iterations = seconds(trainer_iteration(1), repeats)
     result = {
+        "iteration_vmap_s": statistics.median(iterations),
+        "iteration_vmap_min_s": min(iterations),
+        "training_iteration_s": median_seconds(trainer_iteration(5), max(3, repeats // 3)),
+        "sampling_one_round_s": median_seconds(
+            lambda: sample_episodes(game, policy, expand_params(detached(params), tasks), 5),
+            repeats),
         "gradient_vmap_s": median_seconds(vmap_gradient, repeats),
         "gradient_loop_s": median_seconds(loop_gradient, repeats),
-        "iteration_vmap_s": median_seconds(trainer_iteration(1), repeats),
         "iteration_loop_s": median_seconds(loop_iteration, repeats),
         "iteration_task_by_task_s": median_seconds(task_by_task_iteration, repeats),
-        "sampling_one_round_s": sample_only,
-        "training_iteration_s": median_seconds(trainer_iteration(5), max(3, repeats // 3)),
     }
     return result
 
@@ -192,6 +209,11 @@ def bench_envs(quick: bool) -> list[dict[str, float | str]]:
     return rows
 
 
+def len_repeats(tasks: int, repeats: int) -> int:
+    """Repeats of the MAML timings at ``tasks`` tasks (fewer for the slow 100-task runs)."""
+    return repeats if tasks == 20 else max(3, repeats // 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -206,11 +228,11 @@ def main() -> None:
         return
     tuned = tune_malloc()
     print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
-          f"malloc tuning {'on' if tuned else 'unavailable'}")
+          f"malloc tuning {'on' if tuned else 'unavailable'}; {host_speed()}")
     print("\n== MAML at the pointnav paper setting (20 tasks x 20 episodes x 100 steps, "
           "1 inner step, second order) ==")
     for tasks in (20, 100):
-        maml = bench_maml(tasks, 20, repeats if tasks == 20 else max(3, repeats // 3))
+        maml = bench_maml(tasks, 20, len_repeats(tasks, repeats))
         print(f"{tasks} tasks: meta-gradient   vmap {maml['gradient_vmap_s']:.3f} s  "
               f"per-task loop {maml['gradient_loop_s']:.3f} s  "
               f"ratio {maml['gradient_loop_s'] / maml['gradient_vmap_s']:.2f}x")
@@ -222,7 +244,9 @@ def main() -> None:
               f"task by task {maml['iteration_task_by_task_s']:.3f} s  "
               f"ratio {maml['iteration_task_by_task_s'] / maml['iteration_vmap_s']:.2f}x  "
               f"(sampling and adaptation per task too)")
-        print(f"{tasks} tasks: training iteration of the maml defaults (5 outer epochs) "
+        print(f"{tasks} tasks: meta-iteration  vmap {maml['iteration_vmap_s']:.3f} s median, "
+              f"{maml['iteration_vmap_min_s']:.3f} s fastest of {len_repeats(tasks, repeats)}; "
+              f"training iteration of the maml defaults (5 outer epochs) "
               f"{maml['training_iteration_s']:.3f} s")
         if tasks == 20:
             reference = maml
