@@ -17,7 +17,7 @@ not part of ``params``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gymnasium
 import torch
@@ -87,8 +87,11 @@ class MLPPolicy(nn.Module):
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardised by the running statistics and clipped to +-10."""
-        scaled = (obs - self.obs_mean) / torch.sqrt(self.obs_var + 1e-8)
-        return scaled.clamp(-NORMALIZED_OBS_CLIP, NORMALIZED_OBS_CLIP)
+        return standardize(obs, self.obs_mean, self.obs_std())
+
+    def obs_std(self) -> torch.Tensor:
+        """The running standard deviation the observations are divided by."""
+        return torch.sqrt(self.obs_var + 1e-8)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits (categorical) or the mean (Gaussian) for observations ``[..., obs_dim]``."""
@@ -180,25 +183,46 @@ def distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor) ->
     return out, params["log_std"].expand_as(out)
 
 
+def standardize(obs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(obs - mean) / std`` clipped to +-10 (:meth:`MLPPolicy.normalize`)."""
+    return ((obs - mean) / std).clamp(-NORMALIZED_OBS_CLIP, NORMALIZED_OBS_CLIP)
+
+
+def task_batched_policy(policy: MLPPolicy, params: Params
+                        ) -> Callable[[torch.Tensor], DistParams]:
+    """``obs [M, E, obs_dim] -> dist``: ``vmap(distribution_params)`` over the task dim, as
+    batched matmuls, for per-task ``params`` with a leading ``[M]`` dim.
+
+    Rollouts evaluate the policy once per time step, where vmap's per-call overhead would
+    dominate small policies; everything that does not change during a round (the weights
+    laid out for ``baddbmm``, the normaliser's statistics) is prepared here once. Hidden
+    layers use :func:`sigmoid_tanh`. The Gaussian's ``log_std`` comes as ``[M, 1, act_dim]``,
+    broadcastable to the mean (the distribution methods broadcast).
+    """
+    linears = [f"body.{index}" for index, layer in enumerate(policy.body)
+               if isinstance(layer, nn.Linear)] + ["head"]
+    if len(policy.body) != 2 * (len(linears) - 1) or not all(
+            isinstance(layer, nn.Tanh) for layer in list(policy.body)[1::2]):
+        raise GameadaptError("task_batched_policy expects MLPPolicy's Linear/Tanh body")
+    layers = [(params[f"{name}.bias"].unsqueeze(1), params[f"{name}.weight"].transpose(1, 2))
+              for name in linears]
+    mean, std = policy.obs_mean, policy.obs_std()
+    log_std = None if policy.discrete else params["log_std"].unsqueeze(1)
+
+    def distribution(obs: torch.Tensor) -> DistParams:
+        x = standardize(obs, mean, std)
+        for bias, weight_t in layers[:-1]:
+            x = sigmoid_tanh(torch.baddbmm(bias, x, weight_t))
+        out = torch.baddbmm(layers[-1][0], x, layers[-1][1])
+        return (out,) if log_std is None else (out, log_std)
+
+    return distribution
+
+
 def task_batched_distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor
                                      ) -> DistParams:
-    """Like ``vmap(distribution_params)`` over a leading task dim, as batched matmuls.
-
-    ``params`` have a leading ``[M]`` dim and ``obs`` is ``[M, E, obs_dim]``. Rollouts call
-    this once per time step, where vmap's per-call overhead would dominate small policies.
-    The Gaussian's ``log_std`` comes as ``[M, 1, act_dim]``, broadcastable to the mean (the
-    distribution methods broadcast; exponentiating it per task, not per env, is cheaper).
-    """
-    x = policy.normalize(obs)
-    for index, layer in enumerate(policy.body):
-        if isinstance(layer, nn.Linear):
-            x = _task_linear(params, f"body.{index}", x)
-        else:
-            x = sigmoid_tanh(x) if isinstance(layer, nn.Tanh) else layer(x)
-    out = _task_linear(params, "head", x)
-    if policy.discrete:
-        return (out,)
-    return out, params["log_std"].unsqueeze(1)
+    """:func:`task_batched_policy` of ``params`` evaluated once at ``obs``."""
+    return task_batched_policy(policy, params)(obs)
 
 
 def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -210,11 +234,6 @@ def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
     vanishes at their sizes.
     """
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
-
-
-def _task_linear(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
-    weight, bias = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 def evaluate_actions(policy: MLPPolicy, params: Params, obs: torch.Tensor,

@@ -3,7 +3,7 @@
 :func:`sample_episodes` plays one episode in every env of a :class:`~gameadapt.game.BatchedGame`
 (``M`` tasks x ``E`` envs) with per-task policy parameters: the action distributions of all
 tasks come from one batched computation over the task dimension (batched matmuls, see
-:func:`~gameadapt.policy.task_batched_distribution_params`), and the
+:func:`~gameadapt.policy.task_batched_policy`), and the
 action noise is drawn outside it from a seeded ``torch.Generator``, so the same seed replays
 the same episodes. Games without a batched view run through :class:`GymVectorGame`, which
 exposes the same protocol over ``gymnasium.vector.SyncVectorEnv``.
@@ -22,7 +22,7 @@ import torch
 from .game import BatchedGame, BatchedStep, GameSpec
 from .hashrandom import stream_key
 from .multiagent import ParallelVectorGame
-from .policy import MLPPolicy, Params, task_batched_distribution_params
+from .policy import MLPPolicy, Params, task_batched_policy
 from .variants import Variant
 
 
@@ -66,13 +66,13 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
     device = game.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    dist_fn = partial(task_batched_distribution_params, policy)
+    dist_fn = task_batched_policy(policy, params)
     obs = game.reset(seed).to(device=device, dtype=torch.float32)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=device)
     steps: list[tuple[torch.Tensor, ...]] = []
     dists: list[tuple[torch.Tensor, ...]] = []
     for _ in range(game.horizon):
-        dist = dist_fn(params, obs)
+        dist = dist_fn(obs)
         actions = policy.sample(dist, generator)
         result: BatchedStep = game.step(policy.to_env_action(actions))
         mask = alive.to(obs.dtype)

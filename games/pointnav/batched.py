@@ -67,11 +67,11 @@ class BatchedPointNav:
         position, reward, terminated = dynamics.step(
             torch, self.position, action, self.goal, self.speed, self.drift)
         live = ~self.done
-        self.steps = self.steps + live.long()
+        self.steps = self.steps + live
         truncated = dynamics.truncated(self.steps, self.horizons, terminated) & live
         terminated = terminated & live
         self.position = torch.where(live.unsqueeze(-1), position, self.position)
         self.done = self.done | terminated | truncated
-        reward = torch.where(live, reward, torch.zeros_like(reward))
+        reward = torch.where(live, reward, 0.0)
         return BatchedStep(self.position.clone(), reward, terminated, truncated)
 

@@ -62,8 +62,8 @@ def move(xp: Any, position: Any, action: Any, speed: Any, drift: Any) -> Any:
 
 def reward_and_terminated(xp: Any, position: Any, goal: Any) -> tuple[Any, Any]:
     """Reward ``-distance(position, goal)`` and whether the agent is inside the goal box."""
-    dx = position[..., 0] - goal[..., 0]
-    dy = position[..., 1] - goal[..., 1]
+    delta = position - goal
+    dx, dy = delta[..., 0], delta[..., 1]
     reward = -sqrt(xp, dx * dx + dy * dy)
     terminated = (xp.abs(dx) < GOAL_TOLERANCE) & (xp.abs(dy) < GOAL_TOLERANCE)
     return reward, terminated
