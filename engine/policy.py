@@ -219,12 +219,6 @@ def task_batched_policy(policy: MLPPolicy, params: Params
     return distribution
 
 
-def task_batched_distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor
-                                     ) -> DistParams:
-    """:func:`task_batched_policy` of ``params`` evaluated once at ``obs``."""
-    return task_batched_policy(policy, params)(obs)
-
-
 def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
     """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (equal to within 2e-7).
 

@@ -2,10 +2,10 @@
 
 :func:`sample_episodes` plays one episode in every env of a :class:`~gameadapt.game.BatchedGame`
 (``M`` tasks x ``E`` envs) with per-task policy parameters: the action distributions of all
-tasks come from one batched computation over the task dimension (batched matmuls, see
-:func:`~gameadapt.policy.task_batched_policy`), and the
-action noise is drawn outside it from a seeded ``torch.Generator``, so the same seed replays
-the same episodes. Games without a batched view run through :class:`GymVectorGame`, which
+tasks come from one batched computation over the task dimension (batched matmuls prepared
+once per round, see :func:`~gameadapt.policy.task_batched_policy`), and the action noise is
+drawn outside it from a seeded ``torch.Generator``, so the same seed replays the same
+episodes. Games without a batched view run through :class:`GymVectorGame`, which
 exposes the same protocol over ``gymnasium.vector.SyncVectorEnv``.
 """
 

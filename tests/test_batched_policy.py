@@ -7,11 +7,12 @@ from functools import partial
 import gymnasium
 import pytest
 import torch
+from gameadapt.errors import GameadaptError
 from gameadapt.policy import (
     MLPPolicy,
     distribution_params,
     policy_params,
-    task_batched_distribution_params,
+    task_batched_policy,
 )
 from torch.func import vmap
 
@@ -26,8 +27,16 @@ def test_task_batched_matches_vmap(action_space: gymnasium.spaces.Space) -> None
               for name, p in policy_params(policy).items()}
     obs = torch.randn(5, 7, 9)
     expected = vmap(partial(distribution_params, policy))(params, obs)
-    actual = task_batched_distribution_params(policy, params, obs)
+    actual = task_batched_policy(policy, params)(obs)
     assert len(expected) == len(actual)
     for want, got in zip(expected, actual):  # log_std comes broadcastable, [M, 1, act_dim]
         assert torch.broadcast_shapes(got.shape, want.shape) == want.shape
         torch.testing.assert_close(got.expand_as(want), want, rtol=1e-6, atol=1e-6)
+
+
+def test_task_batched_policy_refuses_a_body_it_cannot_batch() -> None:
+    policy = MLPPolicy(gymnasium.spaces.Box(-1, 1, (3,)), gymnasium.spaces.Discrete(2), (4,))
+    policy.body[1] = torch.nn.ReLU()
+    params = {name: p.detach().unsqueeze(0) for name, p in policy_params(policy).items()}
+    with pytest.raises(GameadaptError, match="Linear/Tanh"):
+        task_batched_policy(policy, params)
