@@ -161,6 +161,14 @@ def check_render_mode(metadata: dict[str, Any], render_mode: str | None) -> None
                          f"not {render_mode!r}")
 
 
+def show_text(render_mode: str | None, text: str) -> str | None:
+    """A text render's result: printed (and ``None`` returned) in ``human`` mode, else ``text``."""
+    if render_mode == "human":
+        print(text)
+        return None
+    return text
+
+
 def space_to_json(space: gymnasium.spaces.Space) -> dict[str, Any]:
     """Describe a Box or Discrete space as JSON."""
     if isinstance(space, gymnasium.spaces.Discrete):

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gameadapt import hashrandom
-from gameadapt.game import check_render_mode
+from gameadapt.game import check_render_mode, show_text
 from pettingzoo import ParallelEnv
 
 from . import dynamics
@@ -141,11 +141,7 @@ class DuelParallelEnv(ParallelEnv):
         return dynamics.observe(np, self._params, self._state)[0].reshape(-1)
 
     def render(self) -> str | None:
-        text = self._text()
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        return show_text(self.render_mode, self._text())
 
     def close(self) -> None:
         pass

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gameadapt import hashrandom
-from gameadapt.game import check_render_mode
+from gameadapt.game import check_render_mode, show_text
 
 from . import dynamics
 from .dynamics import NUM_ACTIONS, OBS_DIM, VARIANT_SPACE
@@ -96,11 +96,7 @@ class GridNavEnv(gymnasium.Env):
         return self._observe(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
 
     def render(self) -> str | None:
-        text = self._text()
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        return show_text(self.render_mode, self._text())
 
     def _observe(self) -> np.ndarray:
         return dynamics.observe(np, self._params, self._state)[0]

@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-from gameadapt.game import check_render_mode
+from gameadapt.game import check_render_mode, show_text
 
 from . import dynamics
 
@@ -95,11 +95,7 @@ class PointNavEnv(gymnasium.Env):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; use 'ansi' or 'human'")
             return None
-        text = self._picture()
-        if self.render_mode == "human":
-            print(text)
-            return None
-        return text
+        return show_text(self.render_mode, self._picture())
 
     def _picture(self) -> str:
         grid = [["." for _ in range(GRID)] for _ in range(GRID)]
