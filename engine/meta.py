@@ -140,18 +140,23 @@ def adapt(policy: MLPPolicy, params: Params, batch: TaskBatch | TaskSamples, inn
 
 
 def _column_major_weights(params: Params) -> Params:
-    """``params`` with every per-task weight matrix ``[M, out, in]`` stored column-major.
+    """``params`` with the per-task weight matrices ``[M, out, in]`` that have ``out >= in``
+    stored column-major (the others, such as a narrow head's, stay row-major).
 
     Same values. Under ``torch.func.grad`` the backward of ``x @ Wᵀ`` picks its product order
-    from ``W``'s layout: for a row-major ``W`` it forms the weight gradient as ``gᵀ x``, whose
-    derivative with respect to ``g`` in the outer (second-order) backward then comes out
-    transposed (``[M, features, N]`` in memory) and makes the ``tanh_backward``, ``mul`` and
-    ``bmm`` that read it strided (the meta-gradient about 15-20 % slower); a column-major
-    ``W`` gives ``xᵀ g``, the order of explicit batched matmuls, with contiguous
-    ``[M, N, in]`` results. Only second order gains (first order has
-    no outer backward through the inner step, and is a little faster row-major).
+    from ``W``'s layout: for a row-major ``W`` it forms the weight gradient as ``gᵀ x``, for a
+    column-major one as ``xᵀ g``. For square hidden layers column-major wins: with ``gᵀ x``
+    the derivative with respect to ``g`` in the outer (second-order) backward comes out
+    transposed (``[M, features, N]`` in memory) and makes the elementwise ops and ``bmm`` that
+    read it strided (the meta-gradient about 15-20 % slower). For a layer with few outputs
+    (a 2-action head) MKL's batched matmul is slow when the product's last dimension is that
+    small (``xᵀ g`` as ``[64, N] @ [N, 2]``: 1.5-2 ms against 0.2 ms for ``[2, N] @ [N, 64]``
+    at the pointnav setting), so such weights keep the row-major order. Only second order
+    gains (first order has no outer backward through the inner step, and is a little faster
+    row-major).
     """
-    return {name: value.mT.contiguous().mT if value.dim() == 3 else value
+    return {name: value.mT.contiguous().mT
+            if value.dim() == 3 and value.shape[1] >= value.shape[2] else value
             for name, value in params.items()}
 
 

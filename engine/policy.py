@@ -94,8 +94,21 @@ class MLPPolicy(nn.Module):
         return torch.sqrt(self.obs_var + 1e-8)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Logits (categorical) or the mean (Gaussian) for observations ``[..., obs_dim]``."""
-        return self.head(self.body(self.normalize(obs)))
+        """Logits (categorical) or the mean (Gaussian) for observations ``[..., obs_dim]``.
+
+        The tanh MLP is evaluated in its sigmoid form (:func:`sigmoid_form`: the same
+        function, faster on CPU), except while exporting (``torch.export`` / ONNX), where the
+        graph keeps the module's own ``Linear``/``Tanh`` layers.
+        """
+        x = self.normalize(obs)
+        names = tanh_mlp_linears(self)
+        if names is None or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
+            return self.head(self.body(x))
+        layers = sigmoid_form([(self.get_submodule(name).weight, self.get_submodule(name).bias)
+                               for name in names])
+        for weight, bias in layers[:-1]:
+            x = torch.sigmoid(nn.functional.linear(x, weight, bias))
+        return nn.functional.linear(x, *layers[-1])
 
     @torch.no_grad()
     def update_normalizer(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -188,6 +201,38 @@ def standardize(obs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tor
     return ((obs - mean) / std).clamp(-NORMALIZED_OBS_CLIP, NORMALIZED_OBS_CLIP)
 
 
+def tanh_mlp_linears(policy: MLPPolicy) -> list[str] | None:
+    """Names of the ``Linear`` layers (body, then head) when the body is ``Linear``/``Tanh``
+    pairs, as :class:`MLPPolicy` builds it; ``None`` for any other body."""
+    body = list(policy.body)
+    if not all(isinstance(layer, nn.Linear) for layer in body[0::2]) or not all(
+            isinstance(layer, nn.Tanh) for layer in body[1::2]) or len(body) % 2:
+        return None
+    return [f"body.{index}" for index in range(0, len(body), 2)] + ["head"]
+
+
+def sigmoid_form(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``(weight, bias)`` pairs of a tanh MLP rewritten for sigmoid hidden units.
+
+    ``tanh(z) = 2σ(2z) − 1``: a hidden layer outputs ``s = σ(2z)`` instead of ``tanh(z)`` (its
+    weight and bias doubled), and the next layer takes ``2s − 1`` by folding it into its own
+    parameters, ``W(2s − 1) + b = (2W)s + (b − W·1)``. The network computes the same function
+    (to float rounding, about 1e-7), but its only elementwise op per hidden layer is
+    ``sigmoid``, which torch's CPU kernels run about 6x faster than ``tanh`` (and ``tanh``
+    written as ``2σ(2x) − 1`` costs three more passes over the activations). The rewrite is
+    differentiable and works on per-task ``[M, out, in]`` / ``[M, out]`` stacks as well.
+    """
+    rewritten = []
+    for index, (weight, bias) in enumerate(layers):
+        if index > 0:
+            weight, bias = weight * 2, bias - weight.sum(-1)
+        if index < len(layers) - 1:
+            weight, bias = weight * 2, bias * 2
+        rewritten.append((weight, bias))
+    return rewritten
+
+
 def task_batched_policy(policy: MLPPolicy, params: Params
                         ) -> Callable[[torch.Tensor], DistParams]:
     """``obs [M, E, obs_dim] -> dist``: ``vmap(distribution_params)`` over the task dim, as
@@ -195,39 +240,26 @@ def task_batched_policy(policy: MLPPolicy, params: Params
 
     Rollouts evaluate the policy once per time step, where vmap's per-call overhead would
     dominate small policies; everything that does not change during a round (the weights
-    laid out for ``baddbmm``, the normaliser's statistics) is prepared here once. Hidden
-    layers use :func:`sigmoid_tanh`. The Gaussian's ``log_std`` comes as ``[M, 1, act_dim]``,
+    in :func:`sigmoid_form`, laid out for ``baddbmm``; the normaliser's statistics) is
+    prepared here once. The Gaussian's ``log_std`` comes as ``[M, 1, act_dim]``,
     broadcastable to the mean (the distribution methods broadcast).
     """
-    linears = [f"body.{index}" for index, layer in enumerate(policy.body)
-               if isinstance(layer, nn.Linear)] + ["head"]
-    if len(policy.body) != 2 * (len(linears) - 1) or not all(
-            isinstance(layer, nn.Tanh) for layer in list(policy.body)[1::2]):
+    names = tanh_mlp_linears(policy)
+    if names is None:
         raise GameadaptError("task_batched_policy expects MLPPolicy's Linear/Tanh body")
-    layers = [(params[f"{name}.bias"].unsqueeze(1), params[f"{name}.weight"].transpose(1, 2))
-              for name in linears]
+    layers = [(bias.unsqueeze(1), weight.transpose(1, 2)) for weight, bias in sigmoid_form(
+        [(params[f"{name}.weight"], params[f"{name}.bias"]) for name in names])]
     mean, std = policy.obs_mean, policy.obs_std()
     log_std = None if policy.discrete else params["log_std"].unsqueeze(1)
 
     def distribution(obs: torch.Tensor) -> DistParams:
         x = standardize(obs, mean, std)
         for bias, weight_t in layers[:-1]:
-            x = sigmoid_tanh(torch.baddbmm(bias, x, weight_t))
+            x = torch.sigmoid(torch.baddbmm(bias, x, weight_t))
         out = torch.baddbmm(layers[-1][0], x, layers[-1][1])
         return (out,) if log_std is None else (out, log_std)
 
     return distribution
-
-
-def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
-    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (equal to within 2e-7).
-
-    On CPU torch's ``tanh`` kernel is about 3x slower than this at the sizes of a rollout
-    step (66 µs vs 24 µs on 20 x 20 x 64 floats, one thread); rollouts run it 200 times per
-    round. Losses keep ``torch.tanh``: with its backward and double backward the difference
-    vanishes at their sizes.
-    """
-    return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
 def evaluate_actions(policy: MLPPolicy, params: Params, obs: torch.Tensor,

@@ -75,14 +75,15 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
         dist = dist_fn(obs)
         actions = policy.sample(dist, generator)
         result: BatchedStep = game.step(policy.to_env_action(actions))
-        mask = alive.to(obs.dtype)
-        steps.append((obs, actions, result.reward.to(obs.dtype) * mask, mask))
+        steps.append((obs, actions, result.reward, alive))
         dists.append(dist)
         alive = alive & ~(result.terminated | result.truncated)
         obs = result.observation.to(device=device, dtype=torch.float32)
         if not bool(alive.any()):
             break
-    observations, actions, rewards, mask = (torch.stack(field) for field in zip(*steps))
+    observations, actions, rewards, alive_before = (torch.stack(field) for field in zip(*steps))
+    mask = alive_before.to(observations.dtype)
+    rewards = rewards.to(observations.dtype) * mask
     # One log-probability computation for the whole round instead of one per step.
     log_probs = policy.log_prob(tuple(torch.stack(part) for part in zip(*dists)), actions)
     return Episodes(observations, actions, rewards, mask, log_probs)

@@ -145,3 +145,47 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(GameadaptError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def module_layers_output(policy: MLPPolicy, obs: torch.Tensor) -> torch.Tensor:
+    """The policy's function as its modules define it: normalise, Linear/Tanh body, head."""
+    return policy.head(policy.body(policy.normalize(obs)))
+
+
+def test_forward_in_sigmoid_form_is_the_tanh_network(policy: MLPPolicy) -> None:
+    """forward evaluates the tanh MLP with sigmoid units: same values, same first and second
+    derivatives (MAML differentiates through the inner gradient) as the module's layers."""
+    policy.update_normalizer(torch.randn(50, 3) * 2 + 1)
+    obs = torch.randn(40, 3) * 3
+    params = list(policy.parameters())
+
+    def value_grads_and_curvature(fn):
+        out = fn(obs)
+        loss = (out.sin() * torch.linspace(-1, 1, out.shape[-1])).sum()
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True,
+                                    materialize_grads=True)  # log_std: not in forward
+        curvature = torch.autograd.grad(sum((g * g).sum() for g in grads), params,
+                                        allow_unused=True, materialize_grads=True)
+        return [out, *grads, *curvature]
+
+    fast = value_grads_and_curvature(policy)
+    reference = value_grads_and_curvature(lambda x: module_layers_output(policy, x))
+    for got, want in zip(fast, reference, strict=True):  # equal up to float rounding
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max() + 1e-7
+
+
+def test_export_traces_the_module_layers(policy: MLPPolicy) -> None:
+    """While exporting, forward is the module's own Linear/Tanh graph (ONNX gets ``Tanh``)."""
+    program = torch.export.export(policy, (torch.zeros(4, 3),))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert any("tanh" in target for target in targets)
+    assert not any("sigmoid" in target for target in targets)
+
+
+def test_forward_of_another_body_runs_its_modules() -> None:
+    """A body that is not Linear/Tanh pairs is evaluated as it is (no sigmoid rewrite)."""
+    torch.manual_seed(0)
+    policy = MLPPolicy(OBS, DISCRETE, (6,))
+    policy.body[1] = torch.nn.ReLU()
+    obs = torch.randn(10, 3)
+    assert torch.equal(policy(obs), module_layers_output(policy, obs))
