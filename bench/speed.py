@@ -19,8 +19,10 @@ Prints, all measured in this one run (medians over repeats):
 
 Usage::
 
-    python bench/speed.py            # about 2 minutes on 2 CPU cores
-    python bench/speed.py --quick    # fewer repeats
+    python bench/speed.py                  # about 3 minutes on 2 CPU cores
+    python bench/speed.py --quick          # fewer repeats
+    python bench/speed.py --device cuda    # MAML and batched games on the GPU (the
+                                           # references stay as they are; no malloc part)
 """
 
 from __future__ import annotations
@@ -40,19 +42,27 @@ import torch
 from gameadapt.learner import Learner, detached
 from gameadapt.malloc import DISABLE_ENV, tune_malloc
 from gameadapt.meta import outer_loss, reference_adapt, reference_meta_gradient
-from gameadapt.policy import expand_params, policy_params
+from gameadapt.policy import expand_params, policy_params, resolve_device
 from gameadapt.registry import get_registry
 from gameadapt.rollout import sample_episodes
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so that wall times include it (no-op without CUDA)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
     """Wall times of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
+    synchronize()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        synchronize()
         times.append(time.perf_counter() - start)
     return times
 
@@ -72,17 +82,17 @@ def host_speed() -> str:
     return f"host check: small op {op_us:.1f} us, batched matmul {bmm_ms:.2f} ms"
 
 
-def maml_setup(tasks: int, envs: int, options: dict | None = None):
+def maml_setup(tasks: int, envs: int, options: dict | None = None, device: str = "cpu"):
     """A pointnav MAML learner, a policy, and one meta-batch of pre/post episodes."""
     registry = get_registry()
     spec = registry.game("pointnav")
     learner: Learner = registry.algorithm("maml").make(options or {})
     torch.manual_seed(0)
-    policy = learner.make_policy(spec.observation_space, spec.action_space)
+    policy = learner.make_policy(spec.observation_space, spec.action_space).to(device)
     params = policy_params(policy)
     variants = spec.variant_space.sample("train", tasks, seed=0)
-    game = spec.make_batched(variants, envs, "cpu")
-    task_games = [spec.make_batched([variant], envs, "cpu") for variant in variants]
+    game = spec.make_batched(variants, envs, device)
+    task_games = [spec.make_batched([variant], envs, device) for variant in variants]
     shared = detached(params)
     pre_episodes = sample_episodes(game, policy, expand_params(shared, tasks), 1)
     adapted = learner.adapt(policy, shared, pre_episodes)
@@ -91,9 +101,9 @@ def maml_setup(tasks: int, envs: int, options: dict | None = None):
     return learner, policy, params, game, task_games, pre, post
 
 
-def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
+def bench_maml(tasks: int, envs: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     """Meta-gradient and full meta-iteration, vmap vs per-task loop."""
-    learner, policy, params, game, task_games, pre, post = maml_setup(tasks, envs)
+    learner, policy, params, game, task_games, pre, post = maml_setup(tasks, envs, None, device)
     lr = learner.config.inner_lr
 
     def vmap_gradient() -> None:
@@ -106,7 +116,7 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
     def trainer_iteration(epochs: int) -> Callable[[], None]:
         """The trainer's meta-iteration on a fresh copy of the policy (same data every call)."""
         step_learner, step_policy, step_params, step_game, *_ = maml_setup(
-            tasks, envs, {"outer_epochs": epochs})
+            tasks, envs, {"outer_epochs": epochs}, device)
         optimizer = step_learner.make_optimizer(step_params)
         initial = {name: value.detach().clone() for name, value in step_params.items()}
 
@@ -158,11 +168,12 @@ def bench_maml(tasks: int, envs: int, repeats: int) -> dict[str, float]:
     return result
 
 
-def batched_steps_per_s(game_id: str, tasks: int, envs: int, steps: int) -> float:
+def batched_steps_per_s(game_id: str, tasks: int, envs: int, steps: int,
+                        device: str = "cpu") -> float:
     """Env steps/s of a native game's batched view, random actions."""
     spec = get_registry().game(game_id)
     variants = spec.variant_space.sample("train", tasks, seed=0)
-    game = spec.make_batched(variants, envs, "cpu")
+    game = spec.make_batched(variants, envs, device)
     generator = torch.Generator().manual_seed(0)
 
     def action() -> torch.Tensor:
@@ -170,11 +181,13 @@ def batched_steps_per_s(game_id: str, tasks: int, envs: int, steps: int) -> floa
             return torch.randint(0, int(spec.action_space.n), (tasks, envs), generator=generator)
         return torch.rand((tasks, envs, spec.action_space.shape[0]), generator=generator) * 0.2 - 0.1
 
-    actions = [action() for _ in range(steps)]
+    actions = [action().to(device) for _ in range(steps)]
     game.reset(0)
+    synchronize()
     start = time.perf_counter()
     for a in actions:
         game.step(a)
+    synchronize()
     return tasks * envs * steps / (time.perf_counter() - start)
 
 
@@ -194,11 +207,11 @@ def sync_vector_steps_per_s(game_id: str, num_envs: int, steps: int) -> float:
     return num_envs * steps / elapsed
 
 
-def bench_envs(quick: bool) -> list[dict[str, float | str]]:
+def bench_envs(quick: bool, device: str = "cpu") -> list[dict[str, float | str]]:
     rows = []
     for game_id in ("gridnav", "pointnav", "duel"):
         for tasks, envs, steps in ((20, 20, 200), (1000, 100, 20 if quick else 50)):
-            batched = batched_steps_per_s(game_id, tasks, envs, steps)
+            batched = batched_steps_per_s(game_id, tasks, envs, steps, device)
             # SyncVectorEnv's cost per env step does not depend on the number of envs (a Python
             # loop over them), so it is measured on at most 2,000 envs.
             sync_envs = min(tasks * envs, 2000)
@@ -218,6 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu",
+                        help="where MAML and the batched games run: cpu (default) or cuda")
     parser.add_argument("--child-maml-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -227,12 +242,15 @@ def main() -> None:
         print(json.dumps(bench_maml(20, 20, repeats)))
         return
     tuned = tune_malloc()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
+    device = str(resolve_device(args.device))
+    where = (f"device {torch.cuda.get_device_name()}" if device.startswith("cuda")
+             else f"{args.threads} thread(s), {os.cpu_count()} CPU(s)")
+    print(f"torch {torch.__version__}, {where}, "
           f"malloc tuning {'on' if tuned else 'unavailable'}; {host_speed()}")
     print("\n== MAML at the pointnav paper setting (20 tasks x 20 episodes x 100 steps, "
           "1 inner step, second order) ==")
     for tasks in (20, 100):
-        maml = bench_maml(tasks, 20, len_repeats(tasks, repeats))
+        maml = bench_maml(tasks, 20, len_repeats(tasks, repeats), device)
         print(f"{tasks} tasks: meta-gradient   vmap {maml['gradient_vmap_s']:.3f} s  "
               f"per-task loop {maml['gradient_loop_s']:.3f} s  "
               f"ratio {maml['gradient_loop_s'] / maml['gradient_vmap_s']:.2f}x")
@@ -251,10 +269,12 @@ def main() -> None:
         if tasks == 20:
             reference = maml
     print("\n== env steps/s: batched tensor view vs gymnasium.vector.SyncVectorEnv ==")
-    for row in bench_envs(args.quick):
+    for row in bench_envs(args.quick, device):
         print(f"{row['game']:8s} {row['batch']:>8s}: batched {row['batched_steps_per_s']:>12,.0f}/s  "
               f"SyncVectorEnv ({row['sync_vector_envs']} envs) "
               f"{row['sync_vector_steps_per_s']:>10,.0f}/s  ratio {row['ratio']:.0f}x")
+    if device != "cpu":
+        return
     print("\n== malloc tuning (child process with it disabled) ==")
     child = subprocess.run([sys.executable, __file__, "--child-maml-only", "--threads",
                             str(args.threads)] + (["--quick"] if args.quick else []),
