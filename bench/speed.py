@@ -40,6 +40,7 @@ from collections.abc import Callable
 import gymnasium
 import numpy as np
 import torch
+from gameadapt.errors import GameadaptError
 from gameadapt.learner import Learner, detached
 from gameadapt.malloc import DISABLE_ENV, tune_malloc
 from gameadapt.meta import outer_loss, reference_adapt, reference_meta_gradient
@@ -243,7 +244,10 @@ def main() -> None:
         print(json.dumps(bench_maml(20, 20, repeats)))
         return
     tuned = tune_malloc()
-    device = str(resolve_device(args.device))
+    try:
+        device = str(resolve_device(args.device))
+    except GameadaptError as error:
+        sys.exit(f"error: {error}")
     where = (f"device {torch.cuda.get_device_name()}" if device.startswith("cuda")
              else f"{args.threads} thread(s), {os.cpu_count()} CPU(s)")
     print(f"torch {torch.__version__}, {where}, "

@@ -104,8 +104,8 @@ class MLPPolicy(nn.Module):
         names = tanh_mlp_linears(self)
         if names is None or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
             return self.head(self.body(x))
-        layers = sigmoid_form([(self.get_submodule(name).weight, self.get_submodule(name).bias)
-                               for name in names])
+        linears = [self.get_submodule(name) for name in names]
+        layers = sigmoid_form([(linear.weight, linear.bias) for linear in linears])
         for weight, bias in layers[:-1]:
             x = torch.sigmoid(nn.functional.linear(x, weight, bias))
         return nn.functional.linear(x, *layers[-1])
