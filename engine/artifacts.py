@@ -20,7 +20,7 @@ from .game import GameSpec
 from .policy import MLPPolicy
 from .registry import get_registry
 from .runs import RunDir
-from .trainer import Session, build_session, load_session, make_config
+from .trainer import Session, build_session, current_providers, load_session, make_config
 from .variants import Variant
 
 ADAPTED_CHECKPOINT = "adapted.pt"
@@ -37,6 +37,7 @@ class PolicySource:
     session: Session  # algorithm, policy and params (on CPU)
     variant: Variant  # the variant it was adapted to (a run: the game's default variant)
     provenance: dict[str, Any]
+    providers: dict[str, Any]  # the distributions that provide its game and algorithm
 
     @property
     def policy(self) -> MLPPolicy:
@@ -62,8 +63,10 @@ def load_policy_source(path: Path) -> PolicySource:
     session = load_session(run, config)
     provenance = {"run": str(path), "algorithm": config.algorithm, "seed": config.seed,
                   "iterations": session.iteration, "adapted": None}
+    providers = run.read_config().get("providers") or current_providers(config.game,
+                                                                        config.algorithm)
     return PolicySource("run", path, session.spec, session, session.spec.variant_space.default(),
-                        provenance)
+                        provenance, providers)
 
 
 def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, torch.Tensor],
@@ -81,17 +84,22 @@ def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, to
         "policy": {k: v.detach().cpu() for k, v in policy_state.items()},
         "variant": variant,
         "provenance": provenance,
+        "providers": source.providers,
     }
     save_checkpoint(out_dir / ADAPTED_CHECKPOINT, payload)
     atomic_write_json(out_dir / ADAPTED_SUMMARY, {"game": source.spec.id, "variant": variant,
-                                                  "provenance": provenance})
+                                                  "provenance": provenance,
+                                                  "providers": source.providers})
 
 
 def _load_adapted(path: Path) -> PolicySource:
     payload = load_checkpoint(path / ADAPTED_CHECKPOINT, expect={"kind": "adapted"})
     registry = get_registry()
-    spec = registry.game(payload["game"])
     config = dataclasses.replace(make_config(payload["train"]), device="cpu")
+    registry.check_providers(payload.get("providers"), {"game": config.game,
+                                                        "algorithm": config.algorithm},
+                             f"adapted policy {path}")
+    spec = registry.game(payload["game"])
     session = build_session(config)
     try:
         session.policy.load_state_dict(payload["policy"])
@@ -99,4 +107,6 @@ def _load_adapted(path: Path) -> PolicySource:
         raise GameadaptError(f"{path / ADAPTED_CHECKPOINT} does not fit the game's policy "
                              f"({str(exc).splitlines()[0][:120]})") from None
     variant = spec.variant_space.validate(payload["variant"])
-    return PolicySource("adapted", path, spec, session, variant, dict(payload["provenance"]))
+    providers = payload.get("providers") or current_providers(config.game, config.algorithm)
+    return PolicySource("adapted", path, spec, session, variant, dict(payload["provenance"]),
+                        providers)

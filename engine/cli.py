@@ -6,41 +6,96 @@ printed as one ``Error: ...`` line on stderr with a non-zero exit code.
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import shlex
 import subprocess
 import sys
+import tempfile
+import traceback
+import warnings
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
-from .errors import GameadaptError
+from .errors import GameadaptError, GameadaptNote, GameadaptWarning, PluginError, debug_enabled
 from .game import GameSpec, space_to_json
-from .registry import get_registry, reset_registry
+from .interrupts import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
+from .registry import (
+    BUILTIN_DISTRIBUTION,
+    LOAD_PLUGINS_ENV,
+    canonical_name,
+    get_registry,
+    reset_registry,
+)
 from .tables import format_table, to_json
 from .variants import SPLITS, Variant, VariantSpace
 
 
 class OneLineErrorGroup(click.Group):
-    """A click group that reports bad input as a single line instead of usage or a traceback."""
+    """A click group that reports bad input as a single line instead of usage or a traceback.
+
+    Bare ``gameadapt`` or ``gameadapt GROUP`` prints the group's help and exits 0 (click
+    8.2+ would exit 2). :func:`gameadapt.errors.warn` / ``note`` lines are printed once each
+    as ``Warning:`` / ``Note:``. With ``GAMEADAPT_DEBUG=1`` errors also show their traceback.
+    """
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except GameadaptError as exc:
-            _fail(str(exc), 1)
-        except click.ClickException as exc:
-            _fail(exc.format_message(), exc.exit_code)
-        except (click.Abort, EOFError, KeyboardInterrupt):
-            _fail("aborted", 1)
+        with warnings.catch_warnings():
+            _print_warnings_as_lines()
+            try:
+                result = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                      **extra)
+            except _NoArgsIsHelp as exc:
+                click.echo(exc.ctx.get_help() if exc.ctx else self.get_help(click.Context(self)))
+                sys.exit(0)
+            except GameadaptError as exc:
+                _fail(str(exc), getattr(exc, "exit_code", 1))
+            except click.ClickException as exc:
+                _fail(exc.format_message(), exc.exit_code)
+            except (click.Abort, EOFError, KeyboardInterrupt) as exc:
+                ctrl_c = isinstance(exc, KeyboardInterrupt) or \
+                    isinstance(exc.__cause__, KeyboardInterrupt)
+                _fail("aborted", EXIT_INTERRUPTED if ctrl_c else 1)
         sys.exit(result if isinstance(result, int) else 0)
 
 
+# click 8.2+ raises this for a group called without a subcommand; older clicks print the help.
+_NoArgsIsHelp: type[click.ClickException] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                                    type("_Never", (click.ClickException,), {}))
+
+
+def _print_warnings_as_lines() -> None:
+    """Show gameadapt's warnings and notes as one line each, each message once."""
+    shown: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if not issubclass(category, GameadaptWarning):
+            original(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            label = "Note" if issubclass(category, GameadaptNote) else "Warning"
+            click.echo(f"{label}: {text}", err=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", GameadaptWarning)
+
+
 def _fail(message: str, code: int) -> None:
+    if debug_enabled():
+        traceback.print_exc()
     first_line = " ".join(message.split("\n")).strip()
     click.echo(f"Error: {first_line}", err=True)
     sys.exit(code)
@@ -89,7 +144,7 @@ def plugins() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
 @json_option
 def plugins_list(show_all: bool, as_json: bool) -> None:
-    """List plugins with their version, hooks, what they registered and any errors."""
+    """List plugins with their distribution, version, hooks, what they registered and status."""
     infos = [p for p in get_registry().plugins.values() if show_all or not p.builtin]
     if as_json:
         _echo_json([p.to_json() for p in infos])
@@ -97,31 +152,109 @@ def plugins_list(show_all: bool, as_json: bool) -> None:
     if not infos:
         click.echo("No third-party plugins installed (use --all to see the built-ins).")
         return
-    rows = [(p.name, p.version, "built-in" if p.builtin else "installed", p.hooks,
-             p.games + p.algorithms, "; ".join(p.errors) or "ok") for p in infos]
-    click.echo(format_table(["name", "version", "source", "hooks", "provides", "status"], rows))
+    rows = [(p.name, p.distribution or "-", p.version, "built-in" if p.builtin else "installed",
+             p.hooks, p.games + p.algorithms, p.status) for p in infos]
+    click.echo(format_table(["name", "distribution", "version", "source", "hooks", "provides",
+                             "status"], rows))
 
 
 @plugins.command("install")
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def plugins_install(specs: tuple[str, ...], yes: bool) -> None:
-    """Install plugin packages with pip (names, paths or URLs pip understands)."""
-    _run_pip(["install", *specs], f"Install {', '.join(specs)} into {sys.executable}?", yes)
+    """Install plugin packages with pip (names, paths or URLs pip understands).
+
+    Then loads the plugins in a fresh process and exits non-zero, naming the reason, unless
+    every plugin the installed distributions declare loads cleanly.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "pip-report.json"
+        _run_pip(["install", "--report", str(report), *specs],
+                 f"Install {', '.join(specs)} into {sys.executable}?", yes)
+        installed = _reported_installs(report)
     reset_registry()
-    new = [p for p in get_registry().plugins.values() if not p.builtin]
-    for info in new:
-        status = "; ".join(info.errors) or "ok"
-        click.echo(f"plugin {info.name} {info.version}: {status}")
+    if not installed:
+        click.echo("pip installed nothing new (already installed?)")
+        return
+    mine = [p for p in _plugins_in_fresh_process()
+            if not p["builtin"] and canonical_name(p["distribution"]) in installed]
+    for info in mine:
+        click.echo(f"plugin {info['name']} ({info['distribution']} {info['version']}): "
+                   f"{info['status']}")
+    if not mine:
+        raise PluginError(f"pip installed {', '.join(sorted(installed))}, but none of it declares "
+                          f"a gameadapt plugin (entry-point group 'gameadapt')")
+    for info in mine:
+        if info["status"] != "ok":
+            how = "does not load" if info["errors"] else "loads with problems"
+            raise PluginError(f"plugin {info['name']} was installed but {how}: {info['status']}")
+
+
+def _reported_installs(report: Path) -> set[str]:
+    """Canonical names of the distributions a ``pip install --report`` installed."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        return {canonical_name(item["metadata"]["name"]) for item in data.get("install", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _plugins_in_fresh_process() -> list[dict[str, Any]]:
+    """``plugins list --all --json`` of a new process (sees what pip just installed)."""
+    env = {k: v for k, v in os.environ.items() if k != LOAD_PLUGINS_ENV}
+    completed = subprocess.run([sys.executable, "-m", "gameadapt", "plugins", "list", "--all",
+                                "--json"], capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PluginError(f"gameadapt no longer starts after the install: {last}")
+    return json.loads(completed.stdout)
 
 
 @plugins.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def plugins_uninstall(names: tuple[str, ...], yes: bool) -> None:
-    """Uninstall plugin packages with pip."""
-    _run_pip(["uninstall", "-y", *names], f"Uninstall {', '.join(names)}?", yes)
-    click.echo(f"uninstalled {', '.join(names)}")
+    """Uninstall plugins with pip, named by plugin name or distribution name."""
+    dists = list(dict.fromkeys(_plugin_distribution(name) for name in names))
+    _run_pip(["uninstall", "-y", *dists], f"Uninstall {', '.join(dists)}?", yes)
+    importlib.invalidate_caches()
+    reset_registry()
+    left = [name for name in dists if _is_installed(name)]
+    if left:
+        raise PluginError(f"pip did not uninstall {', '.join(left)}")
+    click.echo(f"uninstalled {', '.join(dists)}")
+
+
+def _plugin_distribution(name: str) -> str:
+    """The installed distribution that provides the plugin called ``name`` (or named so)."""
+    wanted = canonical_name(name)
+    for info in get_registry().plugins.values():
+        if name == info.name or wanted == canonical_name(info.distribution):
+            if info.builtin or canonical_name(info.distribution) == BUILTIN_DISTRIBUTION:
+                raise PluginError(f"{name!r} is built into gameadapt and cannot be uninstalled "
+                                  f"on its own")
+            if info.distribution:
+                return info.distribution
+    if wanted == BUILTIN_DISTRIBUTION:
+        raise PluginError("gameadapt itself is not a plugin; uninstall it with pip")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="gameadapt"):  # also plugins left out by GAMEADAPT_LOAD_PLUGINS
+        if ep.dist is not None and (ep.name == name or canonical_name(ep.dist.name) == wanted):
+            return ep.dist.name
+    if _is_installed(name):
+        raise PluginError(f"{name!r} is installed but is not a gameadapt plugin; nothing was "
+                          f"uninstalled")
+    raise PluginError(f"nothing to uninstall: {name!r} is neither an installed plugin nor its "
+                      f"distribution (see gameadapt plugins list)")
+
+
+def _is_installed(name: str) -> bool:
+    try:
+        distribution(name)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _run_pip(pip_args: list[str], question: str, yes: bool) -> None:
@@ -258,9 +391,17 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
               help="TOML file with these settings; flags override it.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
               help="Continue the run in this folder from its last checkpoint.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Stop at the first iteration boundary after this many minutes, with a "
+                   "checkpoint (continue later with --resume).")
 def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
-                  config_file: Path | None, extra_options: tuple[str, ...], **flags: Any) -> None:
-    """Meta-train an agent on GAME's variants (or continue a run with --resume)."""
+                  config_file: Path | None, extra_options: tuple[str, ...],
+                  max_minutes: float | None, **flags: Any) -> None:
+    """Meta-train an agent on GAME's variants (or continue a run with --resume).
+
+    Ctrl-C stops at the end of the running iteration and saves it (exit code 130); a second
+    Ctrl-C stops at once, keeping the last checkpoint.
+    """
     from .runs import RunDir
     from .trainer import load_config_file, load_session, make_config, start_run
 
@@ -272,8 +413,8 @@ def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
         allowed = {"iterations", "device"}
         given = {k for k, v in flags.items() if v is not None} | ({"option"} if extra_options else set())
         if given - allowed or config_file is not None:
-            raise GameadaptError("--resume continues a run as configured; only --iterations "
-                                 "and --device may be given")
+            raise GameadaptError("--resume continues a run as configured; only --iterations, "
+                                 "--device and --max-minutes may be given")
         overrides = {k: flags[k] for k in allowed if flags[k] is not None}
         config = make_config({**saved, **overrides})
         session = load_session(run, config)
@@ -300,34 +441,51 @@ def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
         config = make_config(values)
         run = RunDir(run_dir or Path("runs") / f"{config.game}-{config.algorithm}-seed{config.seed}")
         session = start_run(config, run)
-    _train_with_progress(session, run)
+    session = _train_with_progress(session, run, max_minutes=max_minutes)
+    resume_command = f"gameadapt train --resume {shlex.quote(str(run.path))}"
+    total = session.config.iterations
+    if session.stopped == INTERRUPTED:
+        click.echo(f"interrupted: saved the state after iteration {session.iteration} of {total} "
+                   f"in {run.checkpoint_path}; continue with: {resume_command}", err=True)
+        click.get_current_context().exit(EXIT_INTERRUPTED)
+    if session.stopped is not None:
+        click.echo(f"stopped by the time budget (--max-minutes {max_minutes:g}) after "
+                   f"{session.iteration} of {total} iterations; checkpoint "
+                   f"{run.checkpoint_path}; continue with: {resume_command}")
+        return
+    last = run.read_metrics()[-1] if run.read_metrics() else None
+    if last is not None:
+        click.echo(f"done: {session.iteration} iterations; last pre-adaptation return "
+                   f"{last['pre_return']:.3f}, post-adaptation {last['post_return']:.3f}; "
+                   f"checkpoint {run.checkpoint_path}")
 
 
-def _train_with_progress(session: Any, run: Any) -> None:
+def _train_with_progress(session: Any, run: Any, why: str | None = None,
+                         max_minutes: float | None = None) -> Any:
+    """Train ``session`` with a progress line; Ctrl-C stops it at an iteration boundary."""
+    from .progress import TrainProgress
     from .trainer import train
 
     config = session.config
     remaining = config.iterations - session.iteration
     click.echo(f"training {config.algorithm} on {config.game} ({config.meta_batch} tasks x "
                f"{config.envs_per_task} episodes per iteration, device {session.device}) "
-               f"in {run.path}", err=True)
+               f"in {run.path}" + (f": {why}" if why else ""), err=True)
     if remaining <= 0:
         click.echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
-        return
+        return session
+    progress = TrainProgress(session.iteration, config.iterations)
 
-    def show(row: Any) -> str:
-        if row is None:
-            return ""
-        return (f"it {row['iteration'] + 1}  pre {row['pre_return']:.2f}  "
-                f"post {row['post_return']:.2f}  {row['env_steps_per_s']:.0f} steps/s")
+    def on_ctrl_c() -> None:
+        click.echo("\nCtrl-C: stopping after this iteration (Ctrl-C again to stop now) ...",
+                   err=True)
 
-    with click.progressbar(length=remaining, label="meta-training", item_show_func=show,
-                           file=sys.stderr) as bar:  # type: ignore[type-var]
-        train(session, run, progress=lambda row: bar.update(1, row))
-    last = run.read_metrics()[-1]
-    click.echo(f"done: {session.iteration} iterations; last pre-adaptation return "
-               f"{last['pre_return']:.3f}, post-adaptation {last['post_return']:.3f}; "
-               f"checkpoint {run.checkpoint_path}")
+    with DeferredInterrupt(on_ctrl_c) as interrupt:
+        try:
+            train(session, run, progress=progress, should_stop=stop_check(interrupt, max_minutes))
+        finally:
+            progress.close()
+    return session
 
 
 @cli.command("evaluate")
@@ -359,8 +517,15 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     for name in names:
         get_registry().algorithm(name)
+
+    def train_baseline(session: Any, baseline_run: Any, reason: str) -> Any:
+        why = (f"the {session.config.algorithm} baseline is trained with the run's settings on "
+               f"the same variants, for comparison; {reason}")
+        return _train_with_progress(session, baseline_run, why)
+
     result = evaluate_run(run_path, settings, names,
-                          progress=lambda m: click.echo(f"evaluating {m} ...", err=True))
+                          progress=lambda m: click.echo(f"evaluating {m} ...", err=True),
+                          train_baseline=train_baseline)
     if plot is not None:
         plot_results(result, plot)
     if as_json:

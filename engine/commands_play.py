@@ -74,7 +74,11 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
     from .play import load_policy, play
 
     policy = load_policy(policy_dir)
-    spec = get_registry().game(game or policy.game)
+    registry = get_registry()
+    if game is None or game == policy.game:
+        registry.check_providers(policy.manifest.get("providers"), {"game": policy.game},
+                                 f"export {policy_dir}")
+    spec = registry.game(game or policy.game)
     if policy.game != spec.id:
         raise GameadaptError(f"{policy_dir} is a policy for game {policy.game!r}, not {spec.id!r}")
     base = (spec.variant_space.load_file(variant_file) if variant_file is not None

@@ -4,13 +4,15 @@ For each evaluation seed, ``tasks`` variants are drawn from the held-out split a
 method plays ``episodes`` episodes per variant with its shared parameters, adapts per task
 with 1..k inner steps on those episodes, and plays again. The methods are the run itself and
 baselines given the same data: ``scratch`` (random init, same fine-tuning) and any other
-algorithm, e.g. ``pretrain``, trained with the run's exact config (iterations, meta-batch,
-seeds, hence the same variants) into ``RUN/baselines/ALGO`` and reused on later calls.
+algorithm, e.g. ``pretrain``, trained with the run's exact config (meta-batch, seeds, hence
+the same variants) for the iterations the run has completed, into ``RUN/baselines/ALGO``,
+and reused on later calls. The game's declared spaces are checked before evaluating.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,23 +22,37 @@ from typing import Any
 import torch
 
 from .errors import GameadaptError
+from .game import GameSpec
+from .interrupts import EXIT_INTERRUPTED
 from .learner import evaluate_adaptation
 from .registry import get_registry
 from .rollout import make_batched_game
-from .runs import RunDir
+from .runs import RunDir, RunError
+from .spacecheck import check_game_views
 from .trainer import (
-    ProgressCallback,
     Session,
+    TrainConfig,
     build_session,
+    check_run_providers,
     load_session,
-    make_config,
     set_cpu_threads,
     start_run,
     train,
 )
-from .variants import SPLITS
+from .variants import SPLITS, Variant
 
 BASELINES_DIR = "baselines"
+
+
+class BaselineInterrupted(GameadaptError):
+    """Training a baseline stopped early (Ctrl-C); its state is saved for the next call."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, method: str, reason: str) -> None:
+        super().__init__(f"training the {method} baseline stopped ({reason}); its state is "
+                         f"saved and the next evaluate continues it")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -65,22 +81,75 @@ class EvalSettings:
             raise GameadaptError("--seeds must list at least one seed")
 
 
-def method_session(run: RunDir, method: str, progress: ProgressCallback | None = None
+TrainBaseline = Callable[[Session, RunDir, str], Session]
+
+
+def method_session(run: RunDir, method: str, train_baseline: TrainBaseline | None = None
                    ) -> Session:
-    """The session of the run itself (``method`` = its algorithm) or of a baseline."""
-    run_config = make_config(run.read_config()["train"])
-    if method == run_config.algorithm:
-        return load_session(run)
-    config = dataclasses.replace(run_config, algorithm=method)
+    """The session of the run itself (``method`` = its algorithm) or of a baseline.
+
+    A baseline that trains (``pretrain``) is trained with the run's config for exactly the
+    iterations the run has *completed* (its checkpoint's), into ``RUN/baselines/ALGO``,
+    which records them; it is reused while the run stays there, trained on when the run has
+    gone on since (bit-identical to training it from scratch), and retrained from scratch if
+    it is ahead of the run. ``train_baseline(session, baseline_run, reason)`` does the
+    training (default: :func:`train`; the CLI shows progress).
+    """
+    train_baseline = train_baseline or (lambda session, baseline_run, reason:
+                                        train(session, baseline_run))
+    run_session = load_session(run)
+    if method == run_session.config.algorithm:
+        return run_session
+    completed = run_session.iteration
+    config = dataclasses.replace(run_session.config, algorithm=method, iterations=completed)
     session = build_session(config)
     if not session.algorithm.trains:
         return session
     baseline_run = RunDir(run.path / BASELINES_DIR / method)
-    if baseline_run.config_path.exists():
+    record = {"baseline_of": {"run": str(run.path), "run_iterations": completed}}
+    if baseline_run.checkpoint_path.exists():
         session = load_session(baseline_run, config)
+        if session.iteration == completed:
+            return session
+        if session.iteration < completed:
+            baseline_run.write_config({**baseline_run.read_config(), "train": config.to_json(),
+                                       **record})
+            return train_baseline(session, baseline_run,
+                                  f"the run has gone on to {completed} iterations since it "
+                                  f"was trained for {session.iteration}")
+        reason = (f"it was trained for {session.iteration} iterations, more than the run's "
+                  f"{completed}")
     else:
-        session = start_run(config, baseline_run)
-    return train(session, baseline_run, progress)
+        reason = f"it is trained once for the run's {completed} completed iterations"
+    return _train_fresh_baseline(config, baseline_run, record, train_baseline, reason)
+
+
+def _train_fresh_baseline(config: TrainConfig, baseline_run: RunDir, record: dict[str, Any],
+                          train_baseline: TrainBaseline, reason: str) -> Session:
+    """Train a baseline from scratch beside any old one, then put it in the old one's place.
+
+    The new one is trained in ``.ALGO.new`` next to it; an interrupted training there is
+    continued by the next call.
+    """
+    staging = RunDir(baseline_run.path.with_name(f".{baseline_run.path.name}.new"))
+    session = None
+    if staging.checkpoint_path.exists():
+        session = load_session(staging, config)
+        if session.iteration > config.iterations:
+            session = None
+    if session is None:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        session = start_run(config, staging, **record)
+    session = train_baseline(session, staging, reason)
+    if session.stopped is not None:
+        return session  # interrupted: the caller stops; the staging folder is retrained next time
+    old = baseline_run.path.with_name(f".{baseline_run.path.name}.old")
+    if baseline_run.path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        baseline_run.path.rename(old)
+    staging.path.rename(baseline_run.path)
+    shutil.rmtree(old, ignore_errors=True)
+    return session
 
 
 def evaluate_session(session: Session, settings: EvalSettings) -> list[list[float]]:
@@ -89,8 +158,7 @@ def evaluate_session(session: Session, settings: EvalSettings) -> list[list[floa
     top = max(settings.steps)
     per_seed = []
     for seed in settings.seeds:
-        variants = [spec.variant_space.parse_assignments(settings.fixed, variant) for variant
-                    in spec.variant_space.sample(settings.split, settings.tasks, seed)]  # type: ignore[arg-type]
+        variants = _variants(spec, settings, seed)
         game = make_batched_game(spec, variants, settings.episodes, session.device,
                                  session.agents)
         returns = evaluate_adaptation(session.algorithm, session.policy, session.params, game,
@@ -100,6 +168,12 @@ def evaluate_session(session: Session, settings: EvalSettings) -> list[list[floa
             close()
         per_seed.append([returns[k].mean().item() for k in settings.steps])
     return per_seed
+
+
+def _variants(spec: GameSpec, settings: EvalSettings, seed: int) -> list[Variant]:
+    """The evaluated variants of one seed (with the ``fixed`` assignments applied)."""
+    return [spec.variant_space.parse_assignments(settings.fixed, variant) for variant
+            in spec.variant_space.sample(settings.split, settings.tasks, seed)]  # type: ignore[arg-type]
 
 
 def summarize(per_seed: list[list[float]]) -> dict[str, list[float]]:
@@ -112,19 +186,35 @@ def summarize(per_seed: list[list[float]]) -> dict[str, list[float]]:
 
 
 def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str] = (),
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Evaluate a run and its baselines; returns a JSON-safe result."""
+                 progress: Callable[[str], None] | None = None,
+                 train_baseline: TrainBaseline | None = None) -> dict[str, Any]:
+    """Evaluate a run and its baselines; returns a JSON-safe result.
+
+    Refuses a run with no checkpoint yet. ``progress(method)`` is called before each method,
+    ``train_baseline`` trains a baseline that needs it (see :func:`method_session`); a
+    baseline training that stops early raises :class:`BaselineInterrupted`.
+    """
     settings.validate()
     run = RunDir(Path(run_path))
     config = run.read_config()
-    get_registry().game(config["game"]).variant_space.parse_assignments(settings.fixed)
+    if not run.checkpoint_path.is_file():
+        raise RunError(f"run {run.path} has no checkpoint yet; train it first (or continue it "
+                       f"with gameadapt train --resume {run.path})")
+    check_run_providers(run)
+    spec = get_registry().game(config["game"])
+    spec.variant_space.parse_assignments(settings.fixed)
+    share_policy = bool(config.get("train", {}).get("share_policy", False))
+    check_game_views(spec, _variants(spec, settings, settings.seeds[0])[0], "cpu",
+                     spec.controlled_agents(share_policy))
     methods = [config["algorithm"]] + [b for b in baselines if b != config["algorithm"]]
     results: dict[str, Any] = {}
     agents: list[str] = []
     for method in methods:
         if progress is not None:
             progress(method)
-        session = method_session(run, method)
+        session = method_session(run, method, train_baseline)
+        if session.stopped is not None:
+            raise BaselineInterrupted(method, session.stopped)
         set_cpu_threads(session.device)
         torch.manual_seed(0)
         per_seed = evaluate_session(session, settings)
@@ -170,7 +260,8 @@ def require_pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise GameadaptError("--plot needs matplotlib: pip install 'gameadapt[plot]'") from None
+        raise GameadaptError("--plot needs matplotlib, a dependency of gameadapt that is "
+                             "missing here: pip install matplotlib") from None
     return plt
 
 

@@ -569,6 +569,7 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
             "onnxruntime_version": verify.onnxruntime_version(),
             "onnx_version": verify.onnx_version(),
             "provenance": source.provenance,
+            "providers": source.providers,
             "files": files,
             "weights": [spec.to_json() for spec in weights] if weights else None,
             "adapter": adapter_entry,

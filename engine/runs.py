@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    config.json       the resolved training config (what --resume continues)
+    config.json       the resolved training config (what --resume continues), the plugins'
+                      distributions, and the completed iterations
     metrics.jsonl     one JSON object per meta-iteration
     tb/               TensorBoard event files (scalars)
     checkpoint.pt     the latest checkpoint (atomic, loaded with weights_only=True)
@@ -73,6 +74,12 @@ class RunDir:
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_path, config)
+
+    def record_progress(self, iterations: int, stopped: str | None) -> None:
+        """Note in ``config.json`` how many iterations are done, and why training stopped early."""
+        config = self.read_config()
+        config["progress"] = {"completed_iterations": iterations, "stopped": stopped}
+        self.write_config(config)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every logged iteration (an empty list before the first one)."""

@@ -8,6 +8,7 @@ TensorBoard without installing it. :func:`read_scalars` parses the files back (f
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import time
@@ -71,6 +72,17 @@ def _record(data: bytes) -> bytes:
     return header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data))
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _as_float32(value: float) -> float:
+    """``value`` clamped to float32's finite range (NaN and infinities unchanged)."""
+    value = float(value)
+    if math.isfinite(value):
+        return min(max(value, -FLOAT32_MAX), FLOAT32_MAX)
+    return value
+
+
 class ScalarWriter:
     """Appends scalar summaries to a new event file in ``log_dir``."""
 
@@ -84,8 +96,14 @@ class ScalarWriter:
         self._file.flush()
 
     def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
-        """Write one event holding every scalar of ``scalars`` at ``step``."""
-        self._file.write(_record(_event(time.time(), step, scalars=scalars)))
+        """Write one event holding every scalar of ``scalars`` at ``step``.
+
+        Scalars are float32 in the file: finite values beyond float32's range are clamped to
+        its largest magnitude (``metrics.jsonl`` keeps them exact); NaN and infinities are
+        written as they are.
+        """
+        clamped = {tag: _as_float32(value) for tag, value in scalars.items()}
+        self._file.write(_record(_event(time.time(), step, scalars=clamped)))
         self._file.flush()
 
     def close(self) -> None:

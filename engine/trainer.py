@@ -30,8 +30,9 @@ from .policy import policy_params, resolve_device
 from .registry import get_registry
 from .rollout import make_batched_game
 from .runs import RunDir, RunError
+from .spacecheck import check_game_views
 from .tbevents import ScalarWriter
-from .variants import SPLITS
+from .variants import SPLITS, Variant
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Session:
     optimizer: torch.optim.Optimizer
     device: torch.device
     iteration: int = 0
+    stopped: str | None = None  # why the last train() call stopped early, if it did
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -148,7 +150,11 @@ class Session:
 
 
 def build_session(config: TrainConfig) -> Session:
-    """Resolve the game and algorithm and make a fresh policy and optimiser."""
+    """Resolve the game and algorithm and make a fresh policy and optimiser.
+
+    The game's declared spaces are checked against its views on the first training variant
+    (:func:`~gameadapt.spacecheck.check_game_views`) before anything is built.
+    """
     registry = get_registry()
     spec = registry.game(config.game)
     algorithm_spec = registry.algorithm(config.algorithm)
@@ -160,6 +166,8 @@ def build_session(config: TrainConfig) -> Session:
         raise GameadaptError(f"--share-policy needs a multi-agent game; {spec.id!r} has one agent")
     algorithm = algorithm_spec.make(config.options)
     device = resolve_device(config.device)
+    check_game_views(spec, iteration_variants(config, spec, 0)[0], device,
+                     spec.controlled_agents(config.share_policy))
     torch.manual_seed(config.seed)
     policy = algorithm.make_policy(spec.observation_space, spec.action_space).to(device)
     params = policy_params(policy)
@@ -168,8 +176,13 @@ def build_session(config: TrainConfig) -> Session:
 
 
 def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
-    """Rebuild a session from a run folder's config and latest checkpoint."""
+    """Rebuild a session from a run folder's config and latest checkpoint.
+
+    The distributions that provided the run's game and algorithm must still provide them
+    (another version only warns; see :meth:`Registry.check_providers`).
+    """
     config = config or make_config(run.read_config()["train"])
+    check_run_providers(run, config)
     session = build_session(config)
     if run.checkpoint_path.exists():
         payload = load_checkpoint(run.checkpoint_path,
@@ -184,51 +197,99 @@ def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
     return session
 
 
+def check_run_providers(run: RunDir, config: TrainConfig | None = None) -> None:
+    """The run's game and algorithm must come from the distributions that made it."""
+    saved = run.read_config()
+    config = config or make_config(saved["train"])
+    get_registry().check_providers(saved.get("providers"), {"game": config.game,
+                                                            "algorithm": config.algorithm},
+                                   f"run {run.path}")
+
+
 ProgressCallback = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], "str | None"]  # the reason to stop now, or None to go on
 
 
-def train(session: Session, run: RunDir, progress: ProgressCallback | None = None) -> Session:
-    """Run meta-iterations until ``config.iterations``, logging and checkpointing."""
+def iteration_variants(config: TrainConfig, spec: GameSpec, iteration: int) -> list[Variant]:
+    """The meta-batch of variants that ``iteration`` trains on."""
+    seed = iteration_seed(config.seed, iteration)
+    return spec.variant_space.sample(config.variant_split, config.meta_batch, seed)  # type: ignore[arg-type]
+
+
+def train(session: Session, run: RunDir, progress: ProgressCallback | None = None,
+          should_stop: StopCheck | None = None) -> Session:
+    """Run meta-iterations until ``config.iterations``, logging and checkpointing.
+
+    ``should_stop`` is asked after every completed iteration; when it returns a reason
+    (Ctrl-C, a time budget) the state as of that iteration's end is checkpointed and
+    training returns early with ``session.stopped`` set to the reason.
+    """
     config = session.config
-    space = session.spec.variant_space
+    session.stopped = None
+    if session.iteration >= config.iterations:
+        return session
     tune_malloc()
     set_cpu_threads(session.device)
     run.truncate_metrics(session.iteration)
     writer = ScalarWriter(run.tensorboard_dir)
     try:
         while session.iteration < config.iterations:
-            started = time.perf_counter()
-            seed = iteration_seed(config.seed, session.iteration)
-            variants = space.sample(config.variant_split, config.meta_batch, seed)  # type: ignore[arg-type]
-            game = make_batched_game(session.spec, variants, config.envs_per_task, session.device,
-                                     session.agents)
-            metrics = session.algorithm.meta_train_step(session.policy, session.params,
-                                                        session.optimizer, game, seed)
-            _close(game)
-            seconds = time.perf_counter() - started
-            row = {"iteration": session.iteration, **metrics, "seconds": seconds,
-                   "env_steps_per_s": metrics.get("env_steps", 0.0) / max(seconds, 1e-9)}
+            row = _train_iteration(session)
             run.append_metrics([row])
             writer.add_scalars(session.iteration,
                                {f"train/{k}": float(v) for k, v in row.items() if k != "iteration"})
             session.iteration += 1
-            if session.iteration % config.checkpoint_every == 0 or \
+            reason = should_stop() if should_stop is not None else None
+            if reason is not None or session.iteration % config.checkpoint_every == 0 or \
                     session.iteration == config.iterations:
                 save_checkpoint(run.checkpoint_path, session.checkpoint_payload())
             if progress is not None:
                 progress(row)
+            if reason is not None and session.iteration < config.iterations:
+                session.stopped = reason
+                break
     finally:
         writer.close()
+    run.record_progress(session.iteration, session.stopped)
     return session
 
 
-def start_run(config: TrainConfig, run: RunDir) -> Session:
-    """Create a run folder for ``config`` and return its fresh session."""
+def _train_iteration(session: Session) -> dict[str, Any]:
+    """One meta-iteration; returns its metrics row."""
+    config = session.config
+    started = time.perf_counter()
+    seed = iteration_seed(config.seed, session.iteration)
+    variants = iteration_variants(config, session.spec, session.iteration)
+    game = make_batched_game(session.spec, variants, config.envs_per_task, session.device,
+                             session.agents)
+    metrics = session.algorithm.meta_train_step(session.policy, session.params,
+                                                session.optimizer, game, seed)
+    _close(game)
+    seconds = time.perf_counter() - started
+    return {"iteration": session.iteration, **metrics, "seconds": seconds,
+            "env_steps_per_s": metrics.get("env_steps", 0.0) / max(seconds, 1e-9)}
+
+
+def start_run(config: TrainConfig, run: RunDir, **extra: Any) -> Session:
+    """Create a run folder for ``config`` and return its fresh session.
+
+    ``config.json`` records the resolved settings and which distributions provide the game
+    and the algorithm (checked whenever the run is loaded again); ``extra`` keys are added.
+    """
     session = build_session(config)
     run.create({"format": "gameadapt-run/1", "engine_version": __version__,
                 "game": config.game, "algorithm": config.algorithm, "train": config.to_json(),
-                "algorithm_config": _algorithm_config(session.algorithm)})
+                "algorithm_config": _algorithm_config(session.algorithm),
+                "providers": current_providers(config.game, config.algorithm), **extra})
     return session
+
+
+def current_providers(game: str, algorithm: str) -> dict[str, Any]:
+    """Which plugin and distribution provide ``game`` and ``algorithm`` now (JSON)."""
+    registry = get_registry()
+    providers = {"game": registry.provider("game", game),
+                 "algorithm": registry.provider("algorithm", algorithm)}
+    return {kind: p.to_json() for kind, p in providers.items() if p is not None}
 
 
 def _algorithm_config(algorithm: Any) -> dict[str, Any]:

@@ -204,7 +204,12 @@ class Param:
     def __post_init__(self) -> None:
         if self.part not in PARTS:
             raise ValueError(f"{self.name}: part must be 'level' or 'rules', not {self.part!r}")
-        object.__setattr__(self, "default", self.domain.check(self.default, self.name))
+        try:
+            default = self.domain.check(self.default, self.name)
+        except VariantError:
+            raise VariantError(f"{self.part}.{self.name}: the declared default {self.default!r} "
+                               f"is outside its domain ({self.domain.describe()})") from None
+        object.__setattr__(self, "default", default)
         if (self.train is None) != (self.test is None):
             raise ValueError(f"{self.name}: give both a train and a test domain, or neither")
         for split in (self.train, self.test):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 import types
@@ -33,8 +34,14 @@ REPO_ROOT = TESTS_DIR.parent
 EXAMPLE_PACKAGE = REPO_ROOT / "examples" / "gameadapt-example"
 PLUGIN_PACKAGES: dict[str, Path] = {
     "gameadapt-example": EXAMPLE_PACKAGE,
-    "gameadapt-broken": TESTS_DIR / "plugin_packages" / "gameadapt-broken",
-    "gameadapt-duplicate": TESTS_DIR / "plugin_packages" / "gameadapt-duplicate",
+    **{name: TESTS_DIR / "plugin_packages" / name for name in (
+        "gameadapt-broken",  # fails at import
+        "gameadapt-duplicate",  # claims the built-in id gridnav
+        "gameadapt-chase",  # owns chase ...
+        "gameadapt-hijack",  # ... which this one claims too (entry point aaa_hijack)
+        "gameadapt-typos",  # a misspelt hook, an unmarked hook, a misspelt group
+        "gameadapt-badspaces",  # declared spaces that its views do not return
+    )},
 }
 
 
@@ -84,6 +91,25 @@ def installed_plugins(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     yield plugin_site
     reset_registry()
     importlib.invalidate_caches()
+
+
+@pytest.fixture
+def throwaway_venv(tmp_path: Path) -> Path:
+    """A new virtual environment that also sees this one's packages; returns its python.
+
+    Made ``--without-pip``; a ``.pth`` file adds this environment's site-packages (with their
+    own ``.pth`` files, so the editable gameadapt too), so nothing is installed twice, while
+    ``python -m pip install`` installs into the new environment only.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    lines = [f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()]
+    Path(purelib, "_gameadapt_tests_parent.pth").write_text("".join(lines), encoding="utf-8")
+    return python
 
 
 @pytest.fixture

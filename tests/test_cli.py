@@ -137,8 +137,11 @@ def test_plugins_install_calls_pip_of_this_interpreter_with_an_argument_list(mon
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     result = run("plugins", "install", "pkg-a", "pkg-b", "--yes")
-    assert calls == [[sys.executable, "-m", "pip", "--disable-pip-version-check", "install",
-                      "pkg-a", "pkg-b"]]
+    assert len(calls) == 1
+    command = calls[0]
+    assert command[:5] == [sys.executable, "-m", "pip", "--disable-pip-version-check", "install"]
+    assert command[5] == "--report" and command[6].endswith(".json")  # what pip installed
+    assert command[7:] == ["pkg-a", "pkg-b"]
     assert result.exit_code == 1
     assert result.output.strip() == "Error: pip install failed with exit code 3"
 
@@ -160,3 +163,67 @@ def test_bad_input_is_one_line_on_stderr_with_nonzero_exit(args: list[str], mess
     assert completed.stderr.count("\n") == 1, completed.stderr
     assert completed.stderr.startswith(message), completed.stderr
     assert completed.stdout == ""
+
+
+@pytest.mark.parametrize("args", [[], ["games"], ["plugins"], ["algorithms"]])
+def test_a_group_without_a_subcommand_prints_its_help_and_exits_0(args: list[str]) -> None:
+    completed = run_process(*args)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(f"Usage: gameadapt {' '.join(args)}".rstrip() + " [OPTIONS]")
+    assert "Commands:" in completed.stdout and completed.stderr == ""
+
+
+def progress_row(iteration: int) -> dict[str, float]:
+    return {"iteration": iteration, "pre_return": -123.456, "post_return": -98.765,
+            "env_steps_per_s": 1_234_567.0}
+
+
+def test_the_progress_line_fits_80_columns_and_degrades_in_narrower_ones() -> None:
+    from gameadapt.progress import TrainProgress, fit_line
+
+    progress = TrainProgress(0, 100_000, interactive=True)
+    fields = progress._fields(progress_row(12_344), 12_345, progress._started + 3600.0)
+    assert set(fields) == {"iteration", "bar", "returns", "speed", "left"}
+    full = fit_line(fields, 79)
+    assert full == ("it 12345/100000 [#.........] pre -123.46 post -98.77 1.2M steps/s "
+                    "7:06:01 left")  # 3600 s for 12345 iterations: 87655 to go
+    assert len(full) <= 79
+    assert fit_line(fields, 60) == "it 12345/100000 pre -123.46 post -98.77 1.2M steps/s"
+    assert fit_line(fields, 45) == "it 12345/100000 pre -123.46 post -98.77"
+    assert fit_line(fields, 20) == "it 12345/100000 pre "
+    assert fit_line(fields, 0) == ""
+
+
+def test_the_progress_line_is_redrawn_in_place_on_a_terminal(monkeypatch) -> None:
+    import io
+
+    from gameadapt.progress import TrainProgress
+
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = io.StringIO()
+    progress = TrainProgress(0, 3, stream=stream, interactive=True)
+    for i in range(3):
+        progress(progress_row(i))
+    progress.close()
+    text = stream.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
+    drawn = [part.replace("\x1b[K", "") for part in text.strip().split("\r") if part]
+    assert [line.split()[1] for line in drawn] == ["1/3", "2/3", "3/3"]
+    assert all(len(line) < 80 for line in drawn)
+
+
+def test_without_a_terminal_progress_is_printed_every_n_seconds(monkeypatch) -> None:
+    import io
+
+    from gameadapt import progress as progress_module
+
+    clock = iter([0.0, 1.0, 5.0, 11.0, 12.0, 30.0, 31.0])
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    progress = progress_module.TrainProgress(0, 6, stream=stream, interactive=False,
+                                             every_seconds=10.0)
+    for i in range(6):  # at t = 1, 5, 11, 12, 30, 31 s
+        progress(progress_row(i))
+    printed = [line.split(",")[0] for line in stream.getvalue().splitlines()]
+    assert printed == ["meta-training: it 1/6", "meta-training: it 3/6", "meta-training: it 5/6",
+                       "meta-training: it 6/6"]

@@ -6,9 +6,12 @@ Tests marked ``slow`` use the plugin packages pip-installed once per session (se
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +20,15 @@ import gymnasium
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from gameadapt.cli import cli
 from gameadapt.errors import UnknownIdError
 from gameadapt.game import GameSpec
 from gameadapt.registry import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, Registry, get_registry
+from gameadapt.variants import FloatRange, Param, VariantSpace
 from gymnasium.utils.env_checker import check_env
 
-THIRD_PARTY = {"example", "broken", "duplicate"}
+THIRD_PARTY = {"example", "broken", "duplicate", "chase", "aaa_hijack", "typos", "typogroup",
+               "badspaces"}
 ToyGame = Callable[[str], GameSpec]
 
 
@@ -58,17 +64,92 @@ def test_broken_plugin_is_reported_and_everything_else_works(installed_plugins) 
 
 
 @pytest.mark.slow
-def test_duplicate_game_id_skips_the_plugin_and_names_both_owners(installed_plugins) -> None:
+def test_broken_plugin_error_names_the_file_and_line_it_raised_at(installed_plugins) -> None:
+    error = get_registry().plugins["broken"].errors[0]
+    assert error == "import failed: ImportError: example failure (at gameadapt_broken.py:3)"
+
+
+@pytest.mark.slow
+def test_third_party_claim_on_a_builtin_id_is_refused_and_its_other_ids_work(
+        installed_plugins) -> None:
     registry = get_registry()
-    duplicate = registry.plugins["duplicate"]  # reported under the newcomer's name ...
-    assert len(duplicate.errors) == 1
-    assert "game id 'gridnav'" in duplicate.errors[0]
-    assert "already registered by plugin 'gridnav'" in duplicate.errors[0]  # ... naming the owner
-    # skipped as a whole: the game it registered before the clash is not kept either
-    assert duplicate.games == [] and "duplicate-extra" not in registry.games
-    assert registry.pm.get_plugin("duplicate") is None
+    duplicate = registry.plugins["duplicate"]
+    assert duplicate.loaded and not duplicate.ok and duplicate.errors == []
+    assert duplicate.problems == ["game id 'gridnav' is built in (plugin 'gridnav'); this "
+                                  "plugin's claim to it is refused"]
+    assert duplicate.games == ["duplicate-extra"]  # its other id keeps working
+    assert registry.owner("game", "duplicate-extra") == "duplicate"
     assert registry.owner("game", "gridnav") == "gridnav"
     assert registry.game("gridnav").api == "native"
+    assert registry.plugins["gridnav"].ok
+
+
+@pytest.mark.slow
+def test_id_claimed_by_two_third_parties_is_contested_whatever_the_load_order(
+        installed_plugins) -> None:
+    registry = get_registry()
+    chase, hijack = registry.plugins["chase"], registry.plugins["aaa_hijack"]
+    assert chase.loaded and hijack.loaded
+    assert chase.problems == [
+        "game id 'chase' is also claimed by plugin 'aaa_hijack' (gameadapt-hijack): it is "
+        "unavailable until one is uninstalled or left out with GAMEADAPT_LOAD_PLUGINS"]
+    assert hijack.problems == [
+        "game id 'chase' is also claimed by plugin 'chase' (gameadapt-chase): it is "
+        "unavailable until one is uninstalled or left out with GAMEADAPT_LOAD_PLUGINS"]
+    assert "chase" not in registry.games
+    with pytest.raises(UnknownIdError) as raised:
+        registry.game("chase")
+    assert str(raised.value).startswith(
+        "game id 'chase' is claimed by plugins 'aaa_hijack' (gameadapt-hijack 0.3.0) and "
+        "'chase' (gameadapt-chase 1.0.0); uninstall one")
+    # every claimant's other ids keep working
+    assert chase.games == ["chase-easy"] and hijack.games == ["hijack-only"]
+    assert registry.game("chase-easy").description == "the real chase"
+    assert registry.game("hijack-only").description == "a clashing chase"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("allowed", "description"), [("chase", "the real chase"),
+                                                       ("gameadapt-hijack", "a clashing chase")])
+def test_a_contested_id_is_resolved_by_loading_one_claimant(
+        installed_plugins, monkeypatch: pytest.MonkeyPatch, allowed: str, description: str
+        ) -> None:
+    monkeypatch.setenv(LOAD_PLUGINS_ENV, allowed)
+    registry = get_registry()
+    assert registry.game("chase").description == description
+    assert all(info.ok for info in registry.plugins.values())
+
+
+@pytest.mark.slow
+def test_silent_no_ops_are_reported(installed_plugins) -> None:
+    registry = get_registry()
+    typos = registry.plugins["typos"]
+    assert typos.loaded and not typos.ok
+    assert typos.problems == [
+        "hook implementation 'register_game' matches no gameadapt hook (did you mean "
+        "'register_games'?), so it is never called",
+        "function 'register_algorithms' looks like the hook 'register_algorithms' but is not "
+        "marked with @gameadapt.hookimpl, so it is never called",
+    ]
+    group = registry.plugins["typogroup"]
+    assert group.errors == [
+        "entry point 'typogroup' is declared in the group 'gameadpt', not 'gameadapt', so it "
+        "is never loaded (fix [project.entry-points.gameadapt] in its pyproject.toml)"]
+    assert group.distribution == "gameadapt-typos"
+    assert registry.pm.get_plugin("typogroup") is None
+
+
+@pytest.mark.slow
+def test_plugins_list_shows_distribution_and_status(installed_plugins) -> None:
+    result = CliRunner().invoke(cli, ["plugins", "list", "--json"])
+    listed = {p["name"]: p for p in json.loads(result.output)}
+    assert listed["example"]["distribution"] == "gameadapt-example"
+    assert listed["example"]["status"] == "ok"
+    assert listed["typos"]["status"].startswith("hook implementation 'register_game'")
+    table = CliRunner().invoke(cli, ["plugins", "list"]).output.splitlines()
+    assert table[0].split()[:3] == ["name", "distribution", "version"]
+    example = next(line for line in table if line.startswith("example "))
+    assert example.split()[1:3] == ["gameadapt-example", "0.1.0"]
 
 
 @pytest.mark.slow
@@ -124,7 +205,9 @@ def test_plugin_raising_in_register_games_is_skipped_with_its_partial_games(
     good = fake_plugin("good", register_games=lambda register: register(toy_game("good-game")))
     registry = Registry().load(builtins=(bad, good))
     info = registry.plugins[bad]
-    assert info.errors == ["RuntimeError: boom while registering"]
+    line = raising.__code__.co_firstlineno + 2
+    assert info.errors == [f"register_games raised RuntimeError: boom while registering "
+                           f"(at test_registry.py:{line})"]
     assert info.games == [] and "partial-game" not in registry.games
     assert registry.pm.get_plugin(bad) is None  # none of its hooks stays registered
     assert registry.plugins[good].ok and registry.owner("game", "good-game") == good
@@ -163,7 +246,75 @@ def test_failing_register_commands_is_reported_and_leaves_the_cli_intact(
     group = click.Group("gameadapt", commands=[click.Command("games")])
     registry.add_commands(group)
     assert set(group.commands) == {"games"}
-    assert registry.plugins[name].errors == ["register_commands: ValueError: no commands today"]
+    line = add_then_fail.__code__.co_firstlineno + 2
+    assert registry.plugins[name].errors == [f"register_commands raised ValueError: no commands "
+                                             f"today (at test_registry.py:{line})"]
+
+
+def test_hook_failure_names_the_plugin_file_line_not_the_host(
+        fresh_registry, fake_plugin: Callable[..., str]) -> None:
+    """An error raised inside the host (e.g. a spec's validation) points at the plugin's call."""
+    def bad_default(register: Callable[[GameSpec], None]) -> None:
+        Param("mass1", "rules", FloatRange(0.5, 2.0), 2.5, "pole mass")
+
+    name = fake_plugin("default", register_games=bad_default)
+    errors = Registry().load(builtins=(name,)).plugins[name].errors
+    line = bad_default.__code__.co_firstlineno + 1
+    assert errors == [f"register_games raised VariantError: rules.mass1: the declared default "
+                      f"2.5 is outside its domain (float 0.5..2) (at test_registry.py:{line})"]
+
+
+def test_unmarked_and_misspelt_hooks_of_an_in_process_plugin(fresh_registry) -> None:
+    module = types.ModuleType("gameadapt_fake_unmarked")
+
+    def register_games(register: Callable[[GameSpec], None]) -> None:
+        raise AssertionError("never called")
+
+    def register_comands(cli: click.Group) -> None:
+        raise AssertionError("never called")
+
+    def register_everything() -> None:  # not close enough to a hook name to be reported
+        pass
+
+    module.register_games = register_games  # type: ignore[attr-defined]
+    module.register_comands = register_comands  # type: ignore[attr-defined]
+    module.register_everything = register_everything  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        info = Registry().load(builtins=(module.__name__,)).plugins["gameadapt_fake_unmarked"]
+    finally:
+        del sys.modules[module.__name__]
+    assert info.loaded and info.hooks == []
+    assert info.problems == [
+        "function 'register_comands' looks like the hook name 'register_commands' but is not "
+        "marked with @gameadapt.hookimpl, so it is never called",
+        "function 'register_games' looks like the hook 'register_games' but is not marked with "
+        "@gameadapt.hookimpl, so it is never called",
+    ]
+
+
+def test_debug_switch_prints_tracebacks(tmp_path) -> None:
+    env = dict(os.environ, GAMEADAPT_DEBUG="1")
+    completed = subprocess.run([sys.executable, "-m", "gameadapt", "games", "show", "nope"],
+                               capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert completed.returncode == 1
+    assert "Traceback (most recent call last)" in completed.stderr
+    assert completed.stderr.splitlines()[-1].startswith("Error: unknown game 'nope'")
+    quiet = subprocess.run([sys.executable, "-m", "gameadapt", "games", "show", "nope"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in quiet.stderr and quiet.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_debug_switch_prints_a_failing_plugins_traceback(installed_plugins, subprocess_env
+                                                         ) -> None:
+    env = dict(subprocess_env(installed_plugins), GAMEADAPT_DEBUG="1")
+    env.pop(LOAD_PLUGINS_ENV, None)
+    completed = subprocess.run([sys.executable, "-m", "gameadapt", "games", "list"],
+                               capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "plugin broken: import failed: ImportError: example failure" in completed.stderr
+    assert 'gameadapt_broken.py", line 3' in completed.stderr
 
 
 # -- the example plugin, imported from its source folder -----------------------------------
@@ -287,3 +438,67 @@ def test_code_snippets_in_the_plugin_guide_match_the_code(example_package) -> No
     assert len(snippets) >= 10
     for path, code in snippets:
         assert code in (root / path).read_text(encoding="utf-8"), f"snippet out of date: {path}"
+
+
+# -- declared spaces against what the views return -----------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(("game", "message"), [
+    ("wrongobs", "Error: game 'wrongobs' of plugin 'badspaces' (gameadapt-badspaces) declares "
+                 "the observation space Box(-1..1, (5,), float32) but its env has "
+                 "Box(-inf..inf, (4,), float32)"),
+    ("pixels", "Error: game 'pixels' of plugin 'badspaces' (gameadapt-badspaces) declares the "
+               "observation space Box(0..255, (64, 64, 3), uint8); gameadapt policies take a "
+               "flat float Box of shape (n,)"),
+    ("wrongbatch", "Error: game 'wrongbatch' of plugin 'badspaces' (gameadapt-badspaces): the "
+                   "batched reset() returned observation of shape (1, 1, 3) and dtype "
+                   "torch.float32; the batched view must return shape (1, 1, 4)"),
+])
+def test_declared_spaces_are_checked_before_training(installed_plugins, tmp_path, game: str,
+                                                     message: str) -> None:
+    result = CliRunner().invoke(cli, ["train", game, "--iterations", "1", "--meta-batch", "2",
+                                      "--envs-per-task", "2", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_the_views_of_every_builtin_game_match_their_declared_spaces() -> None:
+    from gameadapt.spacecheck import check_game_views
+
+    registry = get_registry()
+    for spec in registry.games.values():
+        for split in ("train", "test"):
+            variant = spec.variant_space.sample(split, 1, seed=3)[0]
+            check_game_views(spec, variant, "cpu", spec.controlled_agents())
+            if spec.is_multi_agent:
+                check_game_views(spec, variant, "cpu", spec.controlled_agents(True))
+
+
+def test_a_step_that_leaves_the_declared_bounds_is_refused(fresh_registry, fake_plugin) -> None:
+    from gameadapt.errors import PluginError
+    from gameadapt.spacecheck import check_game_views
+
+    narrow = gymnasium.spaces.Box(-0.01, 0.01, (4,), np.float32)  # CartPole leaves it at once
+    spec = GameSpec(id="narrow", description="", api="gymnasium", observation_space=narrow,
+                    action_space=gymnasium.spaces.Discrete(2), variant_space=VariantSpace([]),
+                    make_env=lambda variant=None, render_mode=None: NarrowCartPole())
+    name = fake_plugin("narrow", register_games=lambda register: register(spec))
+    registry = Registry().load(builtins=(name,))
+    import gameadapt.registry as host
+
+    host._registry = registry
+    with pytest.raises(PluginError) as raised:
+        check_game_views(registry.game("narrow"), {})
+    assert str(raised.value).startswith(
+        "game 'narrow' of plugin 'gameadapt_fake_narrow' (gameadapt) declares the observation "
+        "space Box(-0.01..0.01, (4,), float32) but ")
+    assert "returned an array of shape (4,) and dtype float32, values" in str(raised.value)
+
+
+class NarrowCartPole(gymnasium.Wrapper):
+    """CartPole declaring observation bounds of ±0.01 that its states leave."""
+
+    def __init__(self) -> None:
+        super().__init__(gymnasium.make("CartPole-v1"))
+        self.observation_space = gymnasium.spaces.Box(-0.01, 0.01, (4,), np.float32)

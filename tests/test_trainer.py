@@ -163,7 +163,8 @@ def test_resume_errors_leave_the_run_untouched(tmp_path: Path) -> None:
     result = train("gridnav", "--resume", str(run))
     assert result.exit_code == 1 and "is a run of 'pointnav', not 'gridnav'" in result.output
     result = train("--resume", str(run), "--meta-batch", "9")
-    assert result.exit_code == 1 and "only --iterations and --device" in result.output
+    assert result.exit_code == 1
+    assert "only --iterations, --device and --max-minutes" in result.output
     result = train("--resume", str(tmp_path / "nothing"))
     assert result.exit_code == 1 and "is not a gameadapt run" in result.output
 
@@ -222,3 +223,160 @@ def test_bad_evaluation_input_is_one_line(args: list[str], message: str, tmp_pat
     result = CliRunner().invoke(cli, ["evaluate", str(run), *args])
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+# -- stopping early: Ctrl-C, time budgets; baselines trained for the completed iterations ----
+def test_ctrl_c_saves_the_last_completed_iteration_and_resumes_bit_identical(tmp_path: Path
+                                                                             ) -> None:
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    args = ["gridnav", "--iterations", "20", "--meta-batch", "3", "--envs-per-task", "4",
+            "--checkpoint-every", "7"]
+    assert train(*args, "--run-dir", str(whole)).exit_code == 0
+    command = [sys.executable, "-m", "gameadapt", "train", *args, "--run-dir", str(stopped)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = stopped / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "training finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"continue with: gameadapt train --resume {stopped}" in stderr.splitlines()[-1]
+    saved = torch.load(stopped / "checkpoint.pt", weights_only=True)["iteration"]
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert 3 <= saved < 20  # the checkpoint is the last completed iteration, whatever
+    assert [row["iteration"] for row in rows] == list(range(saved))  # --checkpoint-every says
+    progress = json.loads((stopped / "config.json").read_text())["progress"]
+    assert progress == {"completed_iterations": saved, "stopped": "interrupted"}
+    assert train("--resume", str(stopped)).exit_code == 0
+    assert_same_policy(whole, stopped)
+    assert returns(whole) == returns(stopped)
+
+
+def test_max_minutes_stops_at_an_iteration_boundary_with_a_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train("gridnav", "--iterations", "50", "--max-minutes", "0.00001",
+                   "--run-dir", str(run), *TINY)
+    assert result.exit_code == 0, result.output
+    assert "stopped by the time budget (--max-minutes 1e-05) after 1 of 50 iterations" in \
+        result.output
+    assert f"continue with: gameadapt train --resume {run}" in result.output
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 1
+    assert len(returns(run)) == 1
+    config = json.loads((run / "config.json").read_text())
+    assert config["progress"] == {"completed_iterations": 1, "stopped": "time budget"}
+    assert config["train"]["iterations"] == 50
+    bad = train("gridnav", "--max-minutes", "0", "--run-dir", str(tmp_path / "other"))
+    assert bad.exit_code == 2 and "--max-minutes" in bad.output
+
+
+def evaluate_json(run: Path, *extra: str):
+    result = CliRunner().invoke(cli, ["evaluate", str(run), "--tasks", "2", "--episodes", "2",
+                                      "--steps", "0,1", "--seeds", "0", "--baselines", "pretrain",
+                                      "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output[result.output.index("{"):]), result.output
+
+
+def test_baselines_train_for_the_iterations_the_run_completed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("gridnav", "--iterations", "50", "--max-minutes", "0.00001",
+                 "--run-dir", str(run), *TINY).exit_code == 0
+    data, output = evaluate_json(run)
+    assert data["methods"]["pretrain"]["trained_iterations"] == 1  # not the configured 50
+    assert "the pretrain baseline is trained with the run's settings on the same variants" in \
+        output and "meta-training: it 1/1" in output
+    baseline = run / "baselines" / "pretrain"
+    recorded = json.loads((baseline / "config.json").read_text())
+    assert recorded["baseline_of"] == {"run": str(run), "run_iterations": 1}
+    assert recorded["train"]["iterations"] == 1
+
+    assert train("--resume", str(run), "--iterations", "3").exit_code == 0
+    data, output = evaluate_json(run)
+    assert data["methods"]["pretrain"]["trained_iterations"] == 3
+    assert "the run has gone on to 3 iterations since it was trained for 1" in output
+    assert json.loads((baseline / "config.json").read_text())["baseline_of"]["run_iterations"] == 3
+    trained_on = policy_state(baseline)
+
+    payload = torch.load(baseline / "checkpoint.pt", weights_only=True)
+    payload["iteration"] = 7  # a baseline ahead of its run (e.g. one made by an older version)
+    torch.save(payload, baseline / "checkpoint.pt")
+    data, output = evaluate_json(run)
+    assert data["methods"]["pretrain"]["trained_iterations"] == 3
+    assert "it was trained for 7 iterations, more than the run's 3" in output
+    for name, value in policy_state(baseline).items():  # retrained from scratch: the same
+        assert torch.equal(value, trained_on[name]), name
+    assert not list((run / "baselines").glob(".pretrain.*"))
+
+
+def test_evaluate_refuses_a_run_without_a_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train("gridnav", "--iterations", "2", "--run-dir", str(run), *TINY).exit_code == 0
+    (run / "checkpoint.pt").unlink()
+    result = CliRunner().invoke(cli, ["evaluate", str(run), "--tasks", "2", "--episodes", "2"])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: run {run} has no checkpoint yet; train it first (or "
+                             f"continue it with gameadapt train --resume {run})\n")
+    assert not (run / "baselines").exists()
+
+
+def test_training_without_a_terminal_prints_a_plain_progress_line_at_a_steady_rate(
+        tmp_path: Path) -> None:
+    def progress_lines(seconds: str, run: Path) -> list[str]:
+        env = dict(os.environ, GAMEADAPT_PROGRESS_SECONDS=seconds)
+        completed = subprocess.run(
+            [sys.executable, "-m", "gameadapt", "train", "pointnav", "--iterations", "4",
+             "--run-dir", str(run), *TINY], capture_output=True, text=True, env=env,
+            timeout=300, check=False)
+        assert completed.returncode == 0, completed.stderr
+        return [line for line in completed.stderr.splitlines() if line.startswith("meta-")]
+
+    every = progress_lines("0", tmp_path / "a")
+    assert [line.split(",")[0] for line in every] == [f"meta-training: it {i}/4"
+                                                      for i in range(1, 5)]
+    assert all("pre " in line and "steps/s" in line and "left" in line for line in every)
+    sparse = progress_lines("3600", tmp_path / "b")  # the first and the last iteration only
+    assert [line.split(",")[0] for line in sparse] == ["meta-training: it 1/4",
+                                                       "meta-training: it 4/4"]
+
+
+@pytest.fixture
+def huge_metrics_algorithm():
+    """``maml`` whose iterations also report values float32 cannot hold."""
+    registry = get_registry()
+    maml = registry.algorithm("maml")
+
+    def make(config):
+        algorithm = maml.make(config)
+        step = algorithm.meta_train_step
+
+        def meta_train_step(*args, **kwargs):
+            return {**step(*args, **kwargs), "huge": 1e39, "tiny": -1e300,
+                    "not_a_number": float("nan"), "infinite": float("inf")}
+
+        algorithm.meta_train_step = meta_train_step
+        return algorithm
+
+    registry.algorithms["huge-metrics"] = AlgorithmSpec("huge-metrics", "test", make)
+    yield
+    del registry.algorithms["huge-metrics"]
+
+
+def test_no_metric_value_crashes_the_logger(tmp_path: Path, huge_metrics_algorithm) -> None:
+    run = tmp_path / "run"
+    result = train("pointnav", "--algo", "huge-metrics", "--iterations", "2",
+                   "--run-dir", str(run), *TINY)
+    assert result.exit_code == 0, result.output
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["huge"] == 1e39 and row["tiny"] == -1e300  # exact in metrics.jsonl
+    assert row["not_a_number"] != row["not_a_number"] and row["infinite"] == float("inf")
+    (events,) = (run / "tb").glob("events.out.tfevents.*")
+    logged = {tag: value for step, tag, value in read_scalars(events) if step == 1}
+    assert logged["train/huge"] == 3.4028234663852886e38  # clamped to float32's largest
+    assert logged["train/tiny"] == -3.4028234663852886e38
+    assert logged["train/not_a_number"] != logged["train/not_a_number"]
+    assert logged["train/infinite"] == float("inf")

@@ -175,3 +175,13 @@ def test_every_unknown_choice_is_rejected(value: str) -> None:
 def test_wrong_types_are_rejected(value: object) -> None:
     with pytest.raises(VariantError):
         SPACE.validate({"level": {"seed": value}})
+
+
+def test_a_declared_default_outside_its_domain_says_it_is_the_default() -> None:
+    with pytest.raises(VariantError) as raised:
+        Param("mass1", "rules", FloatRange(0.5, 2.0), 2.5, "pole mass")
+    assert str(raised.value) == ("rules.mass1: the declared default 2.5 is outside its domain "
+                                 "(float 0.5..2)")
+    with pytest.raises(VariantError, match=r"level.map: the declared default 'cave' is outside "
+                                           r"its domain \(one of forest, desert\)"):
+        Param("map", "level", Choice(("forest", "desert")), "cave", "map")
