@@ -16,7 +16,7 @@ import tempfile
 import traceback
 import warnings
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .game import GameSpec, space_to_json
 from .interrupts import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
 from .registry import (
     BUILTIN_DISTRIBUTION,
+    ENTRY_POINT_GROUP,
     LOAD_PLUGINS_ENV,
     canonical_name,
     get_registry,
@@ -237,9 +238,7 @@ def _plugin_distribution(name: str) -> str:
                 return info.distribution
     if wanted == BUILTIN_DISTRIBUTION:
         raise PluginError("gameadapt itself is not a plugin; uninstall it with pip")
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="gameadapt"):  # also plugins left out by GAMEADAPT_LOAD_PLUGINS
+    for ep in entry_points(group=ENTRY_POINT_GROUP):  # also those GAMEADAPT_LOAD_PLUGINS leaves out
         if ep.dist is not None and (ep.name == name or canonical_name(ep.dist.name) == wanted):
             return ep.dist.name
     if _is_installed(name):

@@ -37,7 +37,7 @@ def check_game_views(spec: GameSpec, variant: Variant, device: Any = "cpu",
                                   f" but its env has {describe_space(actual)}")
         observation, _ = _call(where, "reset()", lambda: env.reset(seed=0))
         _check_value(where, "reset()", spec.observation_space, observation)
-        action = spec.action_space.sample()
+        action = fixed_action(spec.action_space)
         observation, *_ = _call(where, "step()", lambda: env.step(action))
         _check_value(where, "step()", spec.observation_space, observation)
     finally:
@@ -64,6 +64,13 @@ def _check_supported(spec: GameSpec, where: str) -> None:
             or (isinstance(act, gymnasium.spaces.Box) and len(act.shape) == 1)):
         raise PluginError(f"{where} declares the action space {describe_space(act)}; gameadapt "
                           f"policies act in a Discrete space or a flat Box of shape (n,)")
+
+
+def fixed_action(space: gymnasium.spaces.Space) -> Any:
+    """A valid action that draws no randomness (the spec's space is shared)."""
+    if isinstance(space, gymnasium.spaces.Box):
+        return np.clip(np.zeros(space.shape, space.dtype), space.low, space.high)
+    return int(space.start)  # Discrete (checked before)
 
 
 def _check_value(where: str, call: str, space: gymnasium.spaces.Box, value: Any) -> None:

@@ -13,14 +13,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+pip_install() {  # pip install, without the noise of index locations that do not exist here
+  set -o pipefail
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q install "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "==> installing torch==2.13.0 (CPU)"
-  "${PIP[@]}" install "torch==2.13.0"
+  pip_install "torch==2.13.0"
 fi
 SPEC="$ROOT"
 [ -n "$EXTRA" ] && SPEC="$ROOT[$EXTRA]"
 echo "==> installing gameadapt${EXTRA:+[$EXTRA]}"
-"${PIP[@]}" install -e "$SPEC" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+pip_install -e "$SPEC"
 "$VENV/bin/python" -c "import gameadapt" || { echo "gameadapt failed to install" >&2; exit 1; }
 export PATH="$VENV/bin:$PATH"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -502,3 +503,17 @@ class NarrowCartPole(gymnasium.Wrapper):
     def __init__(self) -> None:
         super().__init__(gymnasium.make("CartPole-v1"))
         self.observation_space = gymnasium.spaces.Box(-0.01, 0.01, (4,), np.float32)
+
+
+@pytest.mark.slow
+def test_the_plugin_guides_status_examples_are_what_the_host_reports(installed_plugins) -> None:
+    """docs/plugins.md's ``plugins list --all`` rows are real output of the test packages."""
+    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    block = guide[guide.index("$ gameadapt plugins list --all\nname        distribution"):]
+    header, rule, *rows = block[:block.index("```")].splitlines()[1:]
+    status_column = rule.rindex("  ") + 2
+    registry = get_registry()
+    documented = {row.split()[0]: row[status_column:] for row in rows if row != "..."}
+    assert {"broken", "duplicate", "chase", "aaa_hijack", "typos", "typogroup"} <= set(documented)
+    for name, status in documented.items():
+        assert registry.plugins[name].status == status, name
