@@ -207,7 +207,7 @@ def check_run_providers(run: RunDir, config: TrainConfig | None = None) -> None:
 
 
 ProgressCallback = Callable[[dict[str, Any]], None]
-StopCheck = Callable[[], "str | None"]  # the reason to stop now, or None to go on
+StopCheck = Callable[[], str | None]  # the reason to stop now, or None to go on
 
 
 def iteration_variants(config: TrainConfig, spec: GameSpec, iteration: int) -> list[Variant]:
