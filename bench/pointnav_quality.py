@@ -20,10 +20,10 @@ import argparse
 import time
 
 import torch
-from gameadapt.learner import evaluate_adaptation
-from gameadapt.policy import policy_params, resolve_device
-from gameadapt.registry import get_registry
-from gameadapt.rollout import make_batched_game
+from gameadapt.host.registry import get_registry
+from gameadapt.learn.learner import evaluate_adaptation
+from gameadapt.learn.policy import policy_params, resolve_device
+from gameadapt.learn.rollout import make_batched_game
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,7 +6,7 @@ Prints, all measured in this one run (medians over repeats):
    20 episodes x 100 steps, one inner step), vmap over tasks vs the per-task Python loop
    reference (same math), and the ratio. The batched meta-iteration is the trainer's own
    ``Learner.meta_train_step`` with one outer step: sample, adapt every task
-   (``gameadapt.meta``: ``torch.func.grad`` of the one-task inner loss under
+   (``gameadapt.learn.meta``: ``torch.func.grad`` of the one-task inner loss under
    ``torch.func.vmap`` on task-major samples), sample, one second-order Adam step. The
    per-task loop runs the same iteration one task at a time: sample the task's episodes,
    adapt it and differentiate it with ``autograd.grad(create_graph=True)``. Two more
@@ -41,12 +41,12 @@ import gymnasium
 import numpy as np
 import torch
 from gameadapt.errors import GameadaptError
-from gameadapt.learner import Learner, detached
-from gameadapt.malloc import DISABLE_ENV, tune_malloc
-from gameadapt.meta import outer_loss, reference_adapt, reference_meta_gradient
-from gameadapt.policy import expand_params, policy_params, resolve_device
-from gameadapt.registry import get_registry
-from gameadapt.rollout import sample_episodes
+from gameadapt.host.registry import get_registry
+from gameadapt.learn.learner import Learner, detached
+from gameadapt.learn.meta import outer_loss, reference_adapt, reference_meta_gradient
+from gameadapt.learn.policy import expand_params, policy_params, resolve_device
+from gameadapt.learn.rollout import sample_episodes
+from gameadapt.train.tuning import DISABLE_ENV, tune_malloc
 
 
 def synchronize() -> None:

@@ -2,7 +2,7 @@
 
 Importing this package is cheap and never imports torch, so game views and the ONNX player
 stay usable without it. Plugins use :data:`hookimpl` to implement the hooks in
-:mod:`gameadapt.hookspecs`.
+:mod:`gameadapt.host.hookspecs`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,17 +1,19 @@
-"""Algorithm specs (what a plugin registers) and the protocol of the objects they make."""
+"""Algorithm specs (what a plugin registers), the protocol of the objects they make, and the
+values that describe how an algorithm adapts (its family, its inner loop, its adaptation state)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import gymnasium
     import torch
 
     from .game import BatchedGame
-    from .rollout import Episodes
+    from .learn.rollout import Episodes
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class AlgorithmSpec:
     """An algorithm plugin's entry.
 
     ``make(config)`` builds the algorithm object that the trainer drives (see
-    :mod:`gameadapt.trainer`); ``adapts`` says whether the algorithm meta-learns an
+    :mod:`gameadapt.train.session`); ``adapts`` says whether the algorithm meta-learns an
     initialisation for fast adaptation (MAML, Reptile) or is a baseline that is only
     fine-tuned at evaluation time; ``action_kinds`` lists the action spaces it supports.
     """
@@ -40,6 +42,38 @@ class AlgorithmSpec:
         }
 
 
+AdaptationFamily = Literal["gradient"]
+"""How an algorithm adapts to a new task: ``"gradient"`` (MAML and its siblings: a gradient
+step on the task's episodes). The recurrent (hidden state) and context (task posterior)
+families are the next ones."""
+
+InnerObjective = Literal["reinforce", "lvc"]
+INNER_OBJECTIVES: tuple[str, ...] = ("reinforce", "lvc")
+
+AdaptationState = dict[str, "torch.Tensor"]
+"""What an algorithm's adaptation to a batch of tasks produces, which its policy then acts
+with. For the gradient family: the adapted parameters, one per task (every tensor
+``[M, ...]``); a recurrent family will carry a hidden state, a context family a posterior."""
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """The gradient family's adaptation, as one value: ``steps`` SGD steps of size ``lr``.
+
+    ``objective`` is the inner loss (``reinforce``: MAML's; ``lvc``: ProMP's); ``first_order``
+    treats the inner gradient as a constant when the outer loss is differentiated (FOMAML).
+    """
+
+    lr: float
+    steps: int = 1
+    first_order: bool = False
+    objective: InnerObjective = "reinforce"
+
+    def with_steps(self, steps: int) -> InnerLoop:
+        """The same loop with another number of steps."""
+        return dataclasses.replace(self, steps=steps)
+
+
 class MetaAlgorithm(Protocol):
     """What ``AlgorithmSpec.make(config)`` returns: the trainer's whole view of an algorithm.
 
@@ -47,12 +81,17 @@ class MetaAlgorithm(Protocol):
     tensors) and the optimizer, and per iteration builds a batched game of freshly sampled
     training variants (``M`` tasks x ``E`` envs) and calls :meth:`meta_train_step`. At
     evaluation it samples episodes with the shared parameters on held-out variants and calls
-    :meth:`adapt` with ``k`` steps (see :func:`gameadapt.learner.evaluate_adaptation`).
-    ``config`` is a dataclass (``dataclasses.asdict`` gives its JSON form).
+    :meth:`adapt` with ``k`` steps (see :func:`gameadapt.learn.learner.evaluate_adaptation`).
     """
 
-    config: Any
+    name: str
     trains: bool  # False for a baseline whose initialisation is never trained (scratch)
+    family: AdaptationFamily
+    inner_loop: InnerLoop  # the gradient family's adaptation (its defaults for adapt)
+
+    def options(self) -> dict[str, Any]:
+        """The resolved hyper-parameters, JSON-safe (recorded in the run's ``config.json``)."""
+        ...
 
     def make_policy(self, observation_space: gymnasium.spaces.Box,
                     action_space: gymnasium.spaces.Space) -> torch.nn.Module:
@@ -74,6 +113,6 @@ class MetaAlgorithm(Protocol):
         ...
 
     def adapt(self, policy: torch.nn.Module, params: dict[str, torch.Tensor],
-              episodes: Episodes, steps: int | None = None) -> dict[str, torch.Tensor]:
-        """Per-task parameters (leading dim ``M``) after ``steps`` inner steps on ``episodes``."""
+              episodes: Episodes, steps: int | None = None) -> AdaptationState:
+        """The adaptation state of every task of ``episodes`` after ``steps`` inner steps."""
         ...

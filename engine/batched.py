@@ -14,9 +14,13 @@ from .hashrandom import stream_keys
 StateT = TypeVar("StateT", bound=tuple)
 
 
-def batch_stream_keys(seed: int, num_tasks: int, envs: int, device: Any) -> torch.Tensor:
-    """The random-stream keys ``[M, E]`` of a batch: env ``(m, e)`` gets stream ``m * E + e``."""
-    index = torch.arange(num_tasks * envs, dtype=torch.int64, device=device)
+def batch_stream_keys(seed: int, num_tasks: int, envs: int, device: Any, first_task: int = 0
+                      ) -> torch.Tensor:
+    """The random-stream keys ``[M, E]`` of a batch: env ``(m, e)`` gets stream
+    ``(first_task + m) * E + e``; ``first_task`` is the global index of the batch's first task
+    (0 unless the batch is a slice of a larger meta-batch)."""
+    start = first_task * envs
+    index = torch.arange(start, start + num_tasks * envs, dtype=torch.int64, device=device)
     return stream_keys(int(seed), index.reshape(num_tasks, envs))
 
 

@@ -2,7 +2,7 @@
 
 A game plugin registers a :class:`GameSpec`. Every game has a single-instance
 ``gymnasium.Env`` view (numpy only, no torch) made by ``make_env(variant)``. A *native*
-game also has ``make_batched(variants, envs_per_task, device)``, which returns a
+game also has ``make_batched(variants, envs_per_task, device, first_task=0)``, which returns a
 :class:`BatchedGame` that steps a ``[tasks, envs]`` batch of different variants at once as
 torch tensors on any device. Games without it are stepped through ``gymnasium.vector``.
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import gymnasium
+import numpy as np
 
 from .variants import Variant, VariantSpace
 
@@ -51,15 +52,19 @@ class BatchedGame(Protocol):
     Each env plays one episode per :meth:`reset`. Once an env's episode has ended
     (terminated or truncated), later steps leave its observation unchanged and give it
     reward 0 and ``terminated = truncated = False``; its actions are ignored.
-    Env ``(m, e)`` draws its randomness from the stream ``stream_key(seed, m * E + e)``
-    (see :mod:`gameadapt.hashrandom`), so it replays exactly in the single-instance view
-    reset with ``seed=seed, options={"stream": m * E + e}``.
+    Env ``(m, e)`` draws its randomness from the stream ``stream_key(seed, (f + m) * E + e)``
+    (see :mod:`gameadapt.hashrandom`), where ``f`` is the global index of the batch's first
+    task (``make_batched(..., first_task=f)``, 0 by default), so it replays exactly in the
+    single-instance view reset with ``seed=seed, options={"stream": (f + m) * E + e}`` and a
+    slice of a meta-batch replays the streams its tasks have in the whole batch.
+    Callers close a batched game when done (``contextlib.closing``).
     """
 
     num_tasks: int
     envs_per_task: int
     horizon: int  # the longest episode any env of the batch can have
     device: torch.device
+    agents: tuple[str, ...]  # the controlled agents, learner first (() for single-agent games)
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E, obs_dim]``."""
@@ -67,6 +72,10 @@ class BatchedGame(Protocol):
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply actions (``[M, E]`` long for discrete games, ``[M, E, act_dim]`` float)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the batch holds (envs, processes); a no-op for tensor games."""
         ...
 
 
@@ -182,3 +191,18 @@ def space_to_json(space: gymnasium.spaces.Space) -> dict[str, Any]:
             "high": space.high.tolist(),
         }
     return {"type": type(space).__name__}
+
+
+def frame(env: Any, observation: Any, text_mode: bool) -> str:
+    """The env's text rendering, or the observation vector when it has none."""
+    if text_mode:
+        return str(env.render()).rstrip("\n")
+    return "observation " + as_text(observation)
+
+
+def as_text(value: Any) -> str:
+    """A scalar as it is, an array as ``[+0.123, ...]``."""
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return str(array.item())
+    return "[" + ", ".join(f"{x:+.3f}" for x in array.ravel().tolist()) + "]"

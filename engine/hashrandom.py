@@ -54,3 +54,15 @@ def uniform(xp: Any, key: Any, counter: Any) -> Any:
     if xp.__name__ == "torch":
         return top24.to(xp.float32) / float(1 << 24)
     return top24.astype(xp.float32) / xp.float32(1 << 24)
+
+
+SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF  # non-negative int64: what numpy, torch and gymnasium accept
+
+
+def derive_seed(seed: int, purpose: int) -> int:
+    """An independent non-negative seed for ``purpose`` under ``seed`` (its stream's key).
+
+    The one seed derivation of the engine: per iteration, per round of episodes, per env of a
+    Python-loop batched view (the env's global stream index).
+    """
+    return stream_key(seed, purpose) & SEED_MASK

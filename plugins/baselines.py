@@ -3,7 +3,7 @@
 ``pretrain`` trains one multi-task policy with the same outer optimiser on the same variants,
 without adaptation in the loop; ``scratch`` keeps its random initialisation. At evaluation
 both are fine-tuned with the same inner steps and data as MAML
-(:meth:`gameadapt.learner.Learner.adapt`). Importing this module does not import torch.
+(:meth:`gameadapt.learn.learner.Learner.adapt`). Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -15,26 +15,30 @@ from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec
 
 if TYPE_CHECKING:
-    from gameadapt.learner import Learner
+    from gameadapt.learn.learner import Learner, MetaStep
 
 
-def pretrain_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
-                    post: Any, adapted: Any) -> dict[str, float]:
+def pretrain_update(learner: Learner, step: MetaStep) -> dict[str, float]:
     """Outer epochs on the surrogate of the pre-adaptation episodes, no inner step."""
-    return learner.optimize_surrogate(policy, params, optimizer, pre, pre, inner_steps=0,
-                                      first_order=True)
+    import dataclasses
+
+    from gameadapt.learn.meta import MetaBatch
+
+    pre_only = dataclasses.replace(step, batch=MetaBatch(step.batch.pre, step.batch.pre))
+    no_inner_step = dataclasses.replace(learner.inner_loop, steps=0, first_order=True)
+    return learner.optimize_surrogate(pre_only, no_inner_step)
 
 
 def make_pretrain(config: Mapping[str, Any] | None = None) -> Learner:
     """A multi-task pretraining baseline from an options mapping."""
-    from gameadapt.learner import Learner, LearnerConfig
+    from gameadapt.learn.learner import Learner, LearnerConfig
 
     return Learner("pretrain", LearnerConfig.from_mapping(config), pretrain_update)
 
 
 def make_scratch(config: Mapping[str, Any] | None = None) -> Learner:
     """A from-scratch baseline (never trained) from an options mapping."""
-    from gameadapt.learner import Learner, LearnerConfig
+    from gameadapt.learn.learner import Learner, LearnerConfig
 
     return Learner("scratch", LearnerConfig.from_mapping(config), None)
 

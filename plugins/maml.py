@@ -4,7 +4,7 @@ The outer step is a multi-epoch clipped surrogate (or policy gradient) on the ep
 sampled after adaptation, differentiated through the inner step: the first epoch through the
 adaptation that chose the post-update policies, later epochs through the inner step
 recomputed from the pre-adaptation episodes at the updated parameters (see
-:func:`gameadapt.meta.outer_loss`).
+:func:`gameadapt.learn.meta.outer_loss`).
 Importing this module does not import torch.
 """
 
@@ -18,21 +18,18 @@ from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec
 
 if TYPE_CHECKING:
-    from gameadapt.learner import Learner
+    from gameadapt.learn.learner import Learner, MetaStep
 
 
-def maml_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
-                post: Any, adapted: Any) -> dict[str, float]:
+def maml_update(learner: Learner, step: MetaStep) -> dict[str, float]:
     """Outer epochs on the post-adaptation surrogate, through the inner step (the first
-    epoch differentiates ``adapted`` itself)."""
-    return learner.optimize_surrogate(policy, params, optimizer, pre, post,
-                                      learner.config.inner_steps, learner.first_order,
-                                      adapted=adapted)
+    epoch differentiates ``step.batch.adapted`` itself)."""
+    return learner.optimize_surrogate(step, learner.inner_loop)
 
 
 def make_maml(config: Mapping[str, Any] | None = None, *, first_order: bool = False) -> Learner:
     """A (first-order if asked) MAML learner from an options mapping."""
-    from gameadapt.learner import Learner, LearnerConfig
+    from gameadapt.learn.learner import Learner, LearnerConfig
 
     return Learner("fomaml" if first_order else "maml", LearnerConfig.from_mapping(config),
                    maml_update, first_order=first_order)

@@ -14,26 +14,27 @@ from gameadapt import hookimpl
 from gameadapt.algorithm import AlgorithmSpec
 
 if TYPE_CHECKING:
-    from gameadapt.learner import Learner
+    from gameadapt.learn.learner import Learner, MetaStep
 
 
-def reptile_update(learner: Learner, policy: Any, params: Any, optimizer: Any, pre: Any,
-                   post: Any, adapted: Any) -> dict[str, float]:
+def reptile_update(learner: Learner, step: MetaStep) -> dict[str, float]:
     """One optimiser step along ``θ − mean_i θ'ᵢ``."""
     import torch
 
-    optimizer.zero_grad(set_to_none=True)
+    adapted = step.batch.adapted
+    assert adapted is not None  # the learner always hands the rule its adaptation
+    step.optimizer.zero_grad(set_to_none=True)
     with torch.no_grad():
-        for name, value in params.items():
+        for name, value in step.params.items():
             value.grad = value.detach() - adapted[name].mean(0)
-        norm = torch.sqrt(sum((value.grad**2).sum() for value in params.values()))
-    optimizer.step()
+        norm = torch.sqrt(sum((value.grad**2).sum() for value in step.params.values()))
+    step.optimizer.step()
     return {"reptile_step_norm": norm.item()}
 
 
 def make_reptile(config: Mapping[str, Any] | None = None) -> Learner:
     """A Reptile learner from an options mapping."""
-    from gameadapt.learner import Learner, LearnerConfig
+    from gameadapt.learn.learner import Learner, LearnerConfig
 
     return Learner("reptile", LearnerConfig.from_mapping(config), reptile_update)
 

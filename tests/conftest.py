@@ -26,7 +26,7 @@ import gymnasium
 import numpy as np
 import pytest
 from gameadapt.game import GameSpec
-from gameadapt.registry import LOAD_PLUGINS_ENV, reset_registry
+from gameadapt.host.registry import LOAD_PLUGINS_ENV, reset_registry
 from gameadapt.variants import VariantSpace
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from gameadapt.adapt import adapt_params, derived_seed
-from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli
+from gameadapt.hashrandom import derive_seed as derived_seed
+from gameadapt.ship.adapt import adapt_params
+from gameadapt.ship.sources import load_policy_source
 
 TINY = ["--iterations", "1", "--meta-batch", "2", "--envs-per-task", "2"]
 TARGETS = {  # a held-out-ish variant per built-in game

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from gameadapt.advantages import (
+from gameadapt.learn.advantages import (
     baseline_advantages,
     baseline_features,
     discount_matrix,

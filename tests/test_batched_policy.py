@@ -8,7 +8,7 @@ import gymnasium
 import pytest
 import torch
 from gameadapt.errors import GameadaptError
-from gameadapt.policy import (
+from gameadapt.learn.policy import (
     MLPPolicy,
     distribution_params,
     policy_params,

@@ -179,7 +179,7 @@ def progress_row(iteration: int) -> dict[str, float]:
 
 
 def test_the_progress_line_fits_80_columns_and_degrades_in_narrower_ones() -> None:
-    from gameadapt.progress import TrainProgress, fit_line
+    from gameadapt.cli.progress import TrainProgress, fit_line
 
     progress = TrainProgress(0, 100_000, interactive=True)
     fields = progress._fields(progress_row(12_344), 12_345, progress._started + 3600.0)
@@ -197,7 +197,7 @@ def test_the_progress_line_fits_80_columns_and_degrades_in_narrower_ones() -> No
 def test_the_progress_line_is_redrawn_in_place_on_a_terminal(monkeypatch) -> None:
     import io
 
-    from gameadapt.progress import TrainProgress
+    from gameadapt.cli.progress import TrainProgress
 
     monkeypatch.setenv("COLUMNS", "80")
     stream = io.StringIO()
@@ -215,7 +215,7 @@ def test_the_progress_line_is_redrawn_in_place_on_a_terminal(monkeypatch) -> Non
 def test_without_a_terminal_progress_is_printed_every_n_seconds(monkeypatch) -> None:
     import io
 
-    from gameadapt import progress as progress_module
+    from gameadapt.cli import progress as progress_module
 
     clock = iter([0.0, 1.0, 5.0, 11.0, 12.0, 30.0, 31.0])
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))

@@ -496,7 +496,7 @@ def test_game_spec() -> None:
 
 
 def test_builtin_registry_loads_duel() -> None:
-    from gameadapt.registry import Registry
+    from gameadapt.host.registry import Registry
 
     registry = Registry().load(builtins=("gameadapt.games.duel",))
     assert registry.plugins["duel"].ok, registry.plugins["duel"].errors

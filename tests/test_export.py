@@ -14,11 +14,12 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from gameadapt import commands_export, export, verify_export
-from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli
-from gameadapt.meta import TaskBatch, inner_loss
-from gameadapt.policy import distribution_params, policy_params
+from gameadapt.learn.meta import TaskBatch, inner_loss
+from gameadapt.learn.policy import distribution_params, policy_params
+from gameadapt.ship import export, formats, onnx_export, onnxpolicy
+from gameadapt.ship import verify as verify_export
+from gameadapt.ship.sources import load_policy_source
 
 MANIFEST_KEYS = {
     "format", "game", "variant", "observation_space", "action_space", "action_semantics",
@@ -126,7 +127,7 @@ def test_export_writes_verified_files_and_a_complete_manifest(exported, game) ->
         if name.endswith(".onnx"):
             onnx.checker.check_model(str(folder / name), full_check=True)
             session(folder / name)
-    assert manifest["opset"] == export.model_opset(onnx.load(str(folder / "policy.onnx")))
+    assert manifest["opset"] == onnx_export.model_opset(onnx.load(str(folder / "policy.onnx")))
     check = manifest["verification"]
     assert check["passed"] and check["onnx_checker"] and check["samples"] >= 1000
     assert check["observations"]["played"] >= 1000  # real game observations
@@ -374,7 +375,8 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
 def test_default_output_folder_and_cli_limits(runs) -> None:
     source = load_policy_source(runs["gridnav"])
     assert export.default_output_dir(source) == Path("exports") / "gridnav-gridnav"
-    assert (commands_export.DEFAULT_OPSET, commands_export.MIN_OPSET, commands_export.MAX_OPSET,
-            commands_export.QUANTIZE_TYPES, commands_export.MANIFEST_FILE) == (
-        export.DEFAULT_OPSET, export.MIN_OPSET, export.MAX_OPSET, export.QUANTIZE_TYPES,
-        export.MANIFEST_FILE)
+    # the standalone reference loader keeps its own copy of the names (it imports no gameadapt)
+    assert (onnxpolicy.FORMAT, onnxpolicy.MANIFEST, onnxpolicy.POLICY_FILE,
+            onnxpolicy.WEIGHTS_POLICY_FILE, onnxpolicy.ADAPTER_FILE, onnxpolicy.WEIGHTS_FILE) == (
+        formats.FORMAT, formats.MANIFEST_FILE, formats.POLICY_FILE, formats.WEIGHTS_POLICY_FILE,
+        formats.ADAPTER_FILE, formats.WEIGHTS_FILE)

@@ -318,7 +318,7 @@ def test_game_spec() -> None:
 
 
 def test_builtin_registry_loads_gridnav() -> None:
-    from gameadapt.registry import Registry
+    from gameadapt.host.registry import Registry
 
     registry = Registry().load(builtins=("gameadapt.games.gridnav",))
     assert registry.plugins["gridnav"].ok, registry.plugins["gridnav"].errors

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 
-import gameadapt.meta
+import gameadapt.learn.meta
 import pytest
 import torch
 from fakegame import BOX_ACTIONS, DISCRETE_ACTIONS, OBSERVATION_SPACE, FakeGame
+from gameadapt.algorithm import InnerLoop
 from gameadapt.errors import GameadaptError
-from gameadapt.learner import LearnerConfig, evaluate_adaptation, task_slices
-from gameadapt.meta import (
+from gameadapt.host.registry import get_registry
+from gameadapt.learn.learner import LearnerConfig, MetaStep, evaluate_adaptation, task_slices
+from gameadapt.learn.meta import (
+    MetaBatch,
+    Surrogate,
     TaskBatch,
     TaskSamples,
     adapt,
     inner_loss,
     make_task_batch,
     meta_gradient,
-    reference_adapt,
-    reference_meta_gradient,
 )
-from gameadapt.policy import MLPPolicy, Params, expand_params, policy_params
-from gameadapt.registry import get_registry
-from gameadapt.rollout import sample_episodes
+from gameadapt.learn.policy import MLPPolicy, Params, expand_params, policy_params
+from gameadapt.learn.reference import reference_adapt, reference_meta_gradient
+from gameadapt.learn.rollout import sample_episodes
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on small machines
 
@@ -59,10 +61,9 @@ def assert_params_close(actual: Params, expected: Params, atol: float = 1e-5) ->
 def test_vmapped_adaptation_equals_the_per_task_loop(discrete: bool, steps: int,
                                                      inner_objective: str) -> None:
     policy, params, pre, _ = make_data(discrete)
-    batched = adapt(policy, expand_params(params, 3), pre, INNER_LR, steps,
-                    inner_objective=inner_objective)  # type: ignore[arg-type]
-    looped = reference_adapt(policy, params, pre, INNER_LR, steps,
-                             inner_objective=inner_objective)  # type: ignore[arg-type]
+    inner = InnerLoop(INNER_LR, steps, objective=inner_objective)  # type: ignore[arg-type]
+    batched = adapt(policy, expand_params(params, 3), pre, inner)
+    looped = reference_adapt(policy, params, pre, inner)
     for task in range(3):
         task_params = dict(params)
         for _ in range(steps):
@@ -82,8 +83,8 @@ def test_vmapped_adaptation_takes_task_major_samples() -> None:
     assert all(field.is_contiguous() for field in samples)
     torch.testing.assert_close(samples.observations[1].reshape(pre.task(1).observations.shape),
                                pre.task(1).observations)
-    assert_params_close(adapt(policy, expand_params(params, 3), samples, INNER_LR, 2),
-                        adapt(policy, expand_params(params, 3), pre, INNER_LR, 2))
+    assert_params_close(adapt(policy, expand_params(params, 3), samples, InnerLoop(INNER_LR, 2)),
+                        adapt(policy, expand_params(params, 3), pre, InnerLoop(INNER_LR, 2)))
 
 
 @pytest.mark.parametrize("discrete", [False, True])
@@ -92,37 +93,40 @@ def test_vmapped_adaptation_takes_task_major_samples() -> None:
 def test_vmapped_meta_gradient_equals_the_autograd_loop(discrete: bool, objective: str,
                                                         steps: int) -> None:
     policy, params, pre, post = make_data(discrete)
+    surrogate = Surrogate(objective, 0.2)  # type: ignore[arg-type]
+    batch = MetaBatch(pre, post)
     for first_order in (False, True):
-        vmapped = meta_gradient(policy, params, pre, post, INNER_LR, steps, first_order,
-                                objective, 0.2)  # type: ignore[arg-type]
-        looped = reference_meta_gradient(policy, params, pre, post, INNER_LR, steps,
-                                         first_order, objective, 0.2)  # type: ignore[arg-type]
+        inner = InnerLoop(INNER_LR, steps, first_order)
+        vmapped = meta_gradient(policy, params, batch, inner, surrogate)
+        looped = reference_meta_gradient(policy, params, batch, inner, surrogate)
         assert_params_close(vmapped, looped)
-        adapted = reference_adapt(policy, params, pre, INNER_LR, steps, first_order)
-        reused = reference_meta_gradient(policy, params, pre, post, INNER_LR, steps,
-                                         first_order, objective, 0.2,  # type: ignore[arg-type]
+        adapted = reference_adapt(policy, params, pre, inner)
+        reused = reference_meta_gradient(policy, params, batch, inner, surrogate,
                                          adapted=adapted)
         assert all(torch.equal(reused[name], looped[name]) for name in params)
 
 
 def test_lvc_meta_gradient_equals_the_loop_and_adds_curvature() -> None:
     policy, params, pre, post = make_data(False)
-    lvc = meta_gradient(policy, params, pre, post, INNER_LR, inner_objective="lvc")
-    assert_params_close(lvc, reference_meta_gradient(policy, params, pre, post, INNER_LR,
-                                                     inner_objective="lvc"))
+    batch, ppo = MetaBatch(pre, post), Surrogate()
+    lvc_loop = InnerLoop(INNER_LR, objective="lvc")
+    lvc = meta_gradient(policy, params, batch, lvc_loop, ppo)
+    assert_params_close(lvc, reference_meta_gradient(policy, params, batch, lvc_loop, ppo))
     # same inner gradient at the sampling parameters (same first-order result) ...
-    assert_params_close(meta_gradient(policy, params, pre, post, INNER_LR, first_order=True,
-                                      inner_objective="lvc"),
-                        meta_gradient(policy, params, pre, post, INNER_LR, first_order=True))
+    assert_params_close(meta_gradient(policy, params, batch,
+                                      InnerLoop(INNER_LR, first_order=True, objective="lvc"), ppo),
+                        meta_gradient(policy, params, batch,
+                                      InnerLoop(INNER_LR, first_order=True), ppo))
     # ... but a different Hessian, hence a different second-order meta-gradient
-    reinforce = meta_gradient(policy, params, pre, post, INNER_LR)
+    reinforce = meta_gradient(policy, params, batch, InnerLoop(INNER_LR), ppo)
     assert any(not torch.allclose(lvc[n], reinforce[n], atol=1e-5) for n in params)
 
 
 def test_second_order_differs_from_first_order() -> None:
     policy, params, pre, post = make_data(False)
-    second = meta_gradient(policy, params, pre, post, INNER_LR, 1, first_order=False)
-    first = meta_gradient(policy, params, pre, post, INNER_LR, 1, first_order=True)
+    batch = MetaBatch(pre, post)
+    second = meta_gradient(policy, params, batch, InnerLoop(INNER_LR, 1, False), Surrogate())
+    first = meta_gradient(policy, params, batch, InnerLoop(INNER_LR, 1, True), Surrogate())
     difference = max((second[n] - first[n]).abs().max().item() for n in params)
     scale = max(second[n].abs().max().item() for n in params)
     assert difference > 1e-3 * scale
@@ -131,15 +135,15 @@ def test_second_order_differs_from_first_order() -> None:
 def test_first_order_is_the_gradient_at_the_adapted_params() -> None:
     """FOMAML's meta-gradient = mean over tasks of the post-loss gradient at θ'ᵢ."""
     policy, params, pre, post = make_data(False)
-    first = meta_gradient(policy, params, pre, post, INNER_LR, 1, first_order=True,
-                          objective="vpg")
-    adapted = adapt(policy, expand_params(params, 3), pre, INNER_LR, 1)
+    vpg = Surrogate("vpg")
+    first = meta_gradient(policy, params, MetaBatch(pre, post), InnerLoop(INNER_LR, 1, True), vpg)
+    adapted = adapt(policy, expand_params(params, 3), pre, InnerLoop(INNER_LR, 1))
     expected = {n: torch.zeros_like(v) for n, v in params.items()}
     for task in range(3):
         leaf = {n: v[task].detach().requires_grad_() for n, v in adapted.items()}
         one = slice(task, task + 1)
-        grads = reference_meta_gradient(policy, leaf, pre.tasks(one), post.tasks(one),
-                                        INNER_LR, 0, objective="vpg")
+        grads = reference_meta_gradient(policy, leaf, MetaBatch(pre, post).tasks(one),
+                                        InnerLoop(INNER_LR, 0), vpg)
         for n in expected:
             expected[n] += grads[n] / 3
     assert_params_close(first, expected)
@@ -148,7 +152,7 @@ def test_first_order_is_the_gradient_at_the_adapted_params() -> None:
 def test_adaptation_gradient_flows_only_in_second_order() -> None:
     policy, params, pre, _ = make_data(False)
     for first_order, expect_dependence in ((False, True), (True, False)):
-        adapted = adapt(policy, expand_params(params, 3), pre, INNER_LR, 1, first_order)
+        adapted = adapt(policy, expand_params(params, 3), pre, InnerLoop(INNER_LR, 1, first_order))
         # d(θ')/dθ is the identity for first order: the gradient of sum(θ'ᵢ) is 3 everywhere
         grads = torch.autograd.grad(sum(v.sum() for v in adapted.values()),
                                     list(params.values()))
@@ -163,8 +167,8 @@ def test_the_first_outer_step_reuses_the_adaptation_that_sampled_post(
     """Handing the update the adaptation computed before sampling ``post`` (with its graph)
     gives exactly the update that recomputes the inner step at every outer step."""
     recomputed = []
-    monkeypatch.setattr(gameadapt.meta, "adapt",
-                        lambda *args, _adapt=gameadapt.meta.adapt, **kwargs:
+    monkeypatch.setattr(gameadapt.learn.meta, "adapt",
+                        lambda *args, _adapt=gameadapt.learn.meta.adapt, **kwargs:
                         recomputed.append(1) or _adapt(*args, **kwargs))
     policy, params, pre, post = make_data(False)
     learner = get_registry().algorithm(algorithm_id).make(
@@ -178,8 +182,8 @@ def test_the_first_outer_step_reuses_the_adaptation_that_sampled_post(
         assert_params_close({n: v.detach() for n, v in adapted.items()},
                             learner.adapt_batch(policy, copy, pre), atol=1e-6)
         optimizer = learner.make_optimizer(copy)
-        learner.optimize_surrogate(policy, copy, optimizer, pre, post, 1, learner.first_order,
-                                   adapted=adapted if reuse else None)
+        batch = MetaBatch(pre, post, adapted if reuse else None)
+        learner.optimize_surrogate(MetaStep(policy, copy, optimizer, batch), learner.inner_loop)
         results.append(copy)
     steps = 2 * minibatches
     # the first step (when it covers every task) differentiates the handed adaptation

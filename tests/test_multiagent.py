@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gameadapt.registry as registry_module
+import gameadapt.host.registry as registry_module
 import gymnasium
 import numpy as np
 import pytest
@@ -17,18 +17,20 @@ import torch
 from click.testing import CliRunner
 from gameadapt.cli import cli
 from gameadapt.errors import GameadaptError, VariantError
-from gameadapt.evaluate import EvalSettings, evaluate_run
-from gameadapt.export import export_policy
 from gameadapt.game import GameSpec
 from gameadapt.games import duel
-from gameadapt.multiagent import ControlledAgentEnv, ParallelVectorGame
-from gameadapt.onnxpolicy import OnnxPolicy
-from gameadapt.play import make_play_env
-from gameadapt.registry import DEFAULT_PLUGINS, Registry
-from gameadapt.rollout import Episodes, GymVectorGame, learner_returns, make_batched_game
-from gameadapt.runs import RunDir
-from gameadapt.trainer import make_config, start_run, train
-from gameadapt.verify_export import collect_observations
+from gameadapt.host.registry import DEFAULT_PLUGINS, Registry
+from gameadapt.learn.rollout import Episodes, learner_returns
+from gameadapt.learn.vector import GymVectorGame, ParallelVectorGame, make_batched_game
+from gameadapt.multiagent import ControlledAgentEnv
+from gameadapt.ship.export import export_policy
+from gameadapt.ship.onnxpolicy import OnnxPolicy
+from gameadapt.ship.play import make_play_env
+from gameadapt.ship.verify import collect_observations
+from gameadapt.train.evaluate import EvalSettings, evaluate_run
+from gameadapt.train.runs import RunDir
+from gameadapt.train.session import make_config, start_run
+from gameadapt.train.trainer import train
 from gameadapt.wrappers import pettingzoo_game
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
@@ -289,7 +291,7 @@ def test_wrapper_sets_attributes_on_the_unwrapped_parallel_env(arena: Any) -> No
 
 def test_evaluate_can_fix_a_parameter_such_as_one_held_out_style(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gameadapt.evaluate as evaluate_module
+    import gameadapt.train.evaluate as evaluate_module
 
     config = make_config({"game": "duel", "iterations": 1, "meta_batch": 2, "envs_per_task": 2})
     run = RunDir(tmp_path / "run")

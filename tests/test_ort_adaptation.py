@@ -1,8 +1,8 @@
 """In-game adaptation with ONNX Runtime alone matches the engine's torch adaptation.
 
-The game side (numpy + ``gameadapt.onnxpolicy``) plays episodes on a held-out variant,
+The game side (numpy + ``gameadapt.ship.onnxpolicy``) plays episodes on a held-out variant,
 computes reward-to-go advantages and runs ``adapter.onnx``; the engine runs its own inner
-step (``gameadapt.meta.adapt``) on the very same data. The adapted weights agree to 1e-5,
+step (``gameadapt.learn.meta.adapt``) on the very same data. The adapted weights agree to 1e-5,
 and both raise the greedy return on the variant by the same amount.
 """
 
@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gameadapt.artifacts import load_policy_source
+from gameadapt.algorithm import InnerLoop
 from gameadapt.cli import cli
-from gameadapt.meta import TaskBatch, adapt
-from gameadapt.onnxpolicy import OnnxPolicy, reward_to_go_advantages
-from gameadapt.policy import expand_params, greedy_action, policy_params
+from gameadapt.learn.meta import TaskBatch, adapt
+from gameadapt.learn.policy import expand_params, greedy_action, policy_params
+from gameadapt.ship.onnxpolicy import OnnxPolicy, reward_to_go_advantages
+from gameadapt.ship.sources import load_policy_source
 
 HELD_OUT_GOALS = [(0.4, -0.4), (-0.45, 0.3), (-0.3, -0.3)]
 
@@ -76,7 +77,7 @@ def test_ort_adaptation_raises_the_return_like_torch(exported, goal) -> None:
     params = {k: v.detach() for k, v in policy_params(policy).items()}
     inner_lr = onnx.manifest["adapter"]["inner_lr"]
     adapted_torch = {k: v[0] for k, v in
-                     adapt(policy, expand_params(params, 1), batch, inner_lr, 1).items()}
+                     adapt(policy, expand_params(params, 1), batch, InnerLoop(inner_lr, 1)).items()}
     names = {spec_["name"]: spec_["input_name"] for spec_ in onnx.manifest["weights"]}
     for name, value in adapted_torch.items():
         np.testing.assert_allclose(adapted_onnx[names[name]], value.detach().numpy(),

@@ -23,7 +23,7 @@ def test_pip_install_builds_the_three_packages_and_the_entry_points(tmp_path: Pa
     assert (target / "gameadapt" / "plugins" / "maml.py").is_file()
     assert not (target / "engine").exists() and not (target / "games").exists()
     probe = ("import json, gameadapt, gameadapt.games.gridnav, gameadapt.plugins.maml;"
-             "from gameadapt.registry import get_registry;"
+             "from gameadapt.host.registry import get_registry;"
              "r = get_registry();"
              "print(json.dumps({'file': gameadapt.__file__, 'version': gameadapt.__version__,"
              "'games': sorted(r.games), 'algorithms': sorted(r.algorithms)}))")

@@ -1,4 +1,4 @@
-"""``gameadapt play`` and the reference loader ``gameadapt.onnxpolicy`` on real exports.
+"""``gameadapt play`` and the reference loader ``gameadapt.ship.onnxpolicy`` on real exports.
 
 Tiny runs of gridnav (discrete) and pointnav (continuous) are exported once per module with
 ``gameadapt export --with-adapter``; tests that damage an export work on a copy.
@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gameadapt.artifacts import load_policy_source
 from gameadapt.cli import cli
-from gameadapt.onnxpolicy import OnnxPolicy, PolicyLoadError, reward_to_go_advantages
-from gameadapt.play import play
-from gameadapt.policy import distribution_params, greedy_action
-from gameadapt.registry import get_registry
+from gameadapt.host.registry import get_registry
+from gameadapt.learn.policy import distribution_params, greedy_action
+from gameadapt.ship.onnxpolicy import OnnxPolicy, PolicyLoadError, reward_to_go_advantages
+from gameadapt.ship.play import play
+from gameadapt.ship.sources import load_policy_source
 
 GAMES = ("gridnav", "pointnav")
-ONNXPOLICY_FILE = Path(__file__).resolve().parents[1] / "engine" / "onnxpolicy.py"
+ONNXPOLICY_FILE = Path(__file__).resolve().parents[1] / "engine" / "ship" / "onnxpolicy.py"
 
 
 def invoke(*args: object):

@@ -15,7 +15,7 @@ import pytest
 from gameadapt.errors import VariantError
 from gameadapt.games.pointnav.dynamics import VARIANT_SPACE
 from gameadapt.games.pointnav.env import PointNavEnv
-from gameadapt.registry import Registry
+from gameadapt.host.registry import Registry
 from gymnasium.utils.env_checker import check_env
 
 f32 = np.float32

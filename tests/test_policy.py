@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from gameadapt.errors import GameadaptError
-from gameadapt.policy import (
+from gameadapt.learn.policy import (
     MLPPolicy,
     distribution_params,
     evaluate_actions,

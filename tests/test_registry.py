@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from gameadapt.cli import cli
 from gameadapt.errors import UnknownIdError
 from gameadapt.game import GameSpec
-from gameadapt.registry import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, Registry, get_registry
+from gameadapt.host.registry import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, Registry, get_registry
 from gameadapt.variants import FloatRange, Param, VariantSpace
 from gymnasium.utils.env_checker import check_env
 
@@ -465,7 +465,7 @@ def test_declared_spaces_are_checked_before_training(installed_plugins, tmp_path
 
 
 def test_the_views_of_every_builtin_game_match_their_declared_spaces() -> None:
-    from gameadapt.spacecheck import check_game_views
+    from gameadapt.train.spacecheck import check_game_views
 
     registry = get_registry()
     for spec in registry.games.values():
@@ -478,7 +478,7 @@ def test_the_views_of_every_builtin_game_match_their_declared_spaces() -> None:
 
 def test_a_step_that_leaves_the_declared_bounds_is_refused(fresh_registry, fake_plugin) -> None:
     from gameadapt.errors import PluginError
-    from gameadapt.spacecheck import check_game_views
+    from gameadapt.train.spacecheck import check_game_views
 
     narrow = gymnasium.spaces.Box(-0.01, 0.01, (4,), np.float32)  # CartPole leaves it at once
     spec = GameSpec(id="narrow", description="", api="gymnasium", observation_space=narrow,
@@ -486,7 +486,7 @@ def test_a_step_that_leaves_the_declared_bounds_is_refused(fresh_registry, fake_
                     make_env=lambda variant=None, render_mode=None: NarrowCartPole())
     name = fake_plugin("narrow", register_games=lambda register: register(spec))
     registry = Registry().load(builtins=(name,))
-    import gameadapt.registry as host
+    import gameadapt.host.registry as host
 
     host._registry = registry
     with pytest.raises(PluginError) as raised:

@@ -7,8 +7,9 @@ import pytest
 import torch
 from fakegame import BOX_ACTIONS, DISCRETE_ACTIONS, OBSERVATION_SPACE, FakeGame
 from gameadapt.game import GameSpec
-from gameadapt.policy import MLPPolicy, evaluate_actions, expand_params, policy_params
-from gameadapt.rollout import GymVectorGame, make_batched_game, sample_episodes
+from gameadapt.learn.policy import MLPPolicy, evaluate_actions, expand_params, policy_params
+from gameadapt.learn.rollout import sample_episodes
+from gameadapt.learn.vector import GymVectorGame, make_batched_game
 from gameadapt.variants import VariantSpace
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on small machines

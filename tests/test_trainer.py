@@ -15,8 +15,8 @@ import torch
 from click.testing import CliRunner
 from gameadapt.algorithm import AlgorithmSpec
 from gameadapt.cli import cli
-from gameadapt.registry import get_registry
-from gameadapt.tbevents import crc32c, read_scalars
+from gameadapt.host.registry import get_registry
+from gameadapt.train.tbevents import crc32c, read_scalars
 
 TINY = ["--meta-batch", "3", "--envs-per-task", "4", "--checkpoint-every", "2"]
 

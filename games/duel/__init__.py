@@ -54,11 +54,12 @@ def make_env(variant: Mapping[str, Any] | None = None, render_mode: str | None =
 
 
 def make_batched(variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
-                 agents: Sequence[str] = (LEARNER,)) -> BatchedGame:
-    """The batched torch view (imports torch): one row per controlled agent of each env."""
+                 agents: Sequence[str] = (LEARNER,), first_task: int = 0) -> BatchedGame:
+    """The batched torch view (imports torch): one row per controlled agent of each env;
+    ``first_task`` is the global index of the first task (its random streams)."""
     from .batched import BatchedDuel
 
-    return BatchedDuel(variants, envs_per_task, device, agents)
+    return BatchedDuel(variants, envs_per_task, device, agents, first_task)
 
 
 @hookimpl

@@ -37,12 +37,12 @@ class BatchedDuel:
     ``[M, E * C]``. The engine treats each row as an env, hence ``envs_per_task`` is
     ``E * C`` and the number of arenas per task is ``envs``. A defender not in ``agents``
     plays the variant's scripted style. Env ``(m, e)`` uses the stream
-    ``stream_key(seed, m * E + e)``; envs whose episode ended are frozen until :meth:`reset`
+    ``stream_key(seed, (first_task + m) * E + e)``; envs whose episode ended are frozen until :meth:`reset`
     (all rows of an env end together).
     """
 
     def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any,
-                 agents: Sequence[str] = (LEARNER,)) -> None:
+                 agents: Sequence[str] = (LEARNER,), first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedDuel needs at least one variant")
         if envs_per_task < 1:
@@ -53,6 +53,7 @@ class BatchedDuel:
         self.num_tasks = len(self.variants)
         self.envs = envs_per_task
         self.envs_per_task = envs_per_task * len(self.agents)
+        self.first_task = first_task
         self.device = torch.device(device)
         tables = dynamics.build_params(self.variants)
         self.horizon = int(tables.time_limit.max())
@@ -64,10 +65,13 @@ class BatchedDuel:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E * C, 15]``."""
-        key = batch_stream_keys(seed, self.num_tasks, self.envs, self.device)
+        key = batch_stream_keys(seed, self.num_tasks, self.envs, self.device, self.first_task)
         self._state = dynamics.initial_state(torch, self.params, key)
         self._done = torch.zeros_like(key, dtype=torch.bool)
         return self._observe()
+
+    def close(self) -> None:
+        """Nothing to release (the protocol's ``close``)."""
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply ``[M, E * C]`` long actions (ignored for ended envs); return the batch step."""

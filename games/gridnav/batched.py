@@ -18,11 +18,14 @@ class BatchedGridNav:
     """``len(variants)`` GridNav tasks x ``envs_per_task`` envs, stepped as tensors on ``device``.
 
     Follows the :class:`gameadapt.game.BatchedGame` protocol: env ``(m, e)`` uses the stream
-    ``stream_key(seed, m * E + e)``, and envs whose episode ended are frozen until
+    ``stream_key(seed, (first_task + m) * E + e)``, and envs whose episode ended are frozen until
     :meth:`reset`.
     """
 
-    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any) -> None:
+    agents: tuple[str, ...] = ()  # single-agent
+
+    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any,
+                 first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedGridNav needs at least one variant")
         if envs_per_task < 1:
@@ -30,6 +33,7 @@ class BatchedGridNav:
         self.variants = [VARIANT_SPACE.validate(v) for v in variants]
         self.num_tasks = len(self.variants)
         self.envs_per_task = envs_per_task
+        self.first_task = first_task
         self.device = torch.device(device)
         tables = dynamics.build_params(self.variants)
         self.horizon = int(tables.time_limit.max())
@@ -40,10 +44,14 @@ class BatchedGridNav:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E, 9]``."""
-        key = batch_stream_keys(seed, self.num_tasks, self.envs_per_task, self.device)
+        key = batch_stream_keys(seed, self.num_tasks, self.envs_per_task, self.device,
+                                self.first_task)
         self._state = dynamics.initial_state(torch, self.params, key)
         self._done = torch.zeros_like(key, dtype=torch.bool)
         return dynamics.observe(torch, self.params, self._state)
+
+    def close(self) -> None:
+        """Nothing to release (the protocol's ``close``)."""
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply ``[M, E]`` long actions (ignored for ended envs); return the new batch step."""

@@ -32,12 +32,12 @@ def make_env(variant: Variant | None = None, render_mode: str | None = None) -> 
     return PointNavEnv(variant, render_mode=render_mode)
 
 
-def make_batched(variants: Sequence[Variant], envs_per_task: int, device: Any = "cpu"
-                 ) -> BatchedPointNav:
-    """The batched torch view (imports torch)."""
+def make_batched(variants: Sequence[Variant], envs_per_task: int, device: Any = "cpu",
+                 first_task: int = 0) -> BatchedPointNav:
+    """The batched torch view (imports torch); ``first_task``: global index of the first task."""
     from .batched import BatchedPointNav
 
-    return BatchedPointNav(variants, envs_per_task, device)
+    return BatchedPointNav(variants, envs_per_task, device, first_task)
 
 
 def _spec() -> GameSpec:

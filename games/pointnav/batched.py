@@ -23,8 +23,10 @@ class BatchedPointNav:
     no randomness: ``seed`` is accepted for the protocol and recorded only.
     """
 
+    agents: tuple[str, ...] = ()  # single-agent
+
     def __init__(self, variants: Sequence[Variant], envs_per_task: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedPointNav needs at least one variant")
         if envs_per_task < 1:
@@ -32,6 +34,7 @@ class BatchedPointNav:
         params = [dynamics.task_params(dynamics.VARIANT_SPACE.validate(v)) for v in variants]
         self.num_tasks = len(params)
         self.envs_per_task = envs_per_task
+        self.first_task = first_task  # no randomness: kept for the protocol only
         self.device = torch.device(device)
         self.horizon = max(p.horizon for p in params)
 
@@ -55,6 +58,9 @@ class BatchedPointNav:
         self.steps = torch.zeros(shape, dtype=torch.long, device=self.device)
         self.done = torch.zeros(shape, dtype=torch.bool, device=self.device)
         return self.position.clone()
+
+    def close(self) -> None:
+        """Nothing to release (the protocol's ``close``)."""
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Move every live agent; ended envs keep their position and get reward 0."""

@@ -31,12 +31,12 @@ def make_env(variant: Mapping[str, Any] | None = None, render_mode: str | None =
     return CorridorEnv(variant, render_mode=render_mode)
 
 
-def make_batched(variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any
-                 ) -> BatchedGame:
-    """The batched torch view (imports torch)."""
+def make_batched(variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
+                 first_task: int = 0) -> BatchedGame:
+    """The batched torch view (imports torch); ``first_task``: global index of the first task."""
     from .batched import BatchedCorridor
 
-    return BatchedCorridor(variants, envs_per_task, device)
+    return BatchedCorridor(variants, envs_per_task, device, first_task)
 
 
 SPEC = GameSpec(

@@ -22,11 +22,14 @@ class BatchedCorridor:
     """``len(variants)`` tasks x ``envs_per_task`` envs, stepped as tensors on ``device``.
 
     Follows :class:`gameadapt.game.BatchedGame`: env ``(m, e)`` draws from the stream
-    ``stream_key(seed, m * E + e)``, and an env whose episode ended stays frozen (same
-    observation, reward 0, no flags) until the next :meth:`reset`.
+    ``stream_key(seed, (first_task + m) * E + e)``, and an env whose episode ended stays
+    frozen (same observation, reward 0, no flags) until the next :meth:`reset`.
     """
 
-    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any) -> None:
+    agents: tuple[str, ...] = ()  # a single-agent game
+
+    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any,
+                 first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedCorridor needs at least one variant")
         if envs_per_task < 1:
@@ -34,6 +37,7 @@ class BatchedCorridor:
         self.variants = [VARIANT_SPACE.validate(v) for v in variants]
         self.num_tasks = len(self.variants)
         self.envs_per_task = envs_per_task
+        self.first_task = first_task
         self.device = torch.device(device)
         tables = dynamics.build_params(self.variants)
         self.horizon = int(tables.time_limit.max())
@@ -45,10 +49,14 @@ class BatchedCorridor:
 
     def reset(self, seed: int) -> torch.Tensor:
         """Start a new episode in every env; return observations ``[M, E, 3]``."""
-        key = batch_stream_keys(seed, self.num_tasks, self.envs_per_task, self.device)
+        key = batch_stream_keys(seed, self.num_tasks, self.envs_per_task, self.device,
+                                self.first_task)
         self._state = dynamics.initial_state(torch, self.params, key)
         self._done = torch.zeros_like(key, dtype=torch.bool)
         return dynamics.observe(torch, self.params, self._state)
+
+    def close(self) -> None:
+        """Nothing to release (the protocol's ``close``)."""
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Apply ``[M, E]`` long actions (ignored for ended envs); return the batch step."""

@@ -1,0 +1,162 @@
+"""``gameadapt adapt``, ``export`` and ``play``: the shipping commands.
+
+Importing this module is cheap: torch (adapt, export) and onnxruntime (play, export) load
+inside the commands, and ``play`` never imports torch at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import GameadaptError
+from ..host.registry import get_registry
+from ..ship.formats import DEFAULT_OPSET, MANIFEST_FILE, MAX_OPSET, MIN_OPSET, QUANTIZE_TYPES
+from .options import with_variant_options
+
+if TYPE_CHECKING:
+    from ..ship.export import ExportResult
+
+
+@click.command("adapt")
+@click.argument("source", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@with_variant_options
+@click.option("--episodes", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Episodes of the target variant to adapt on (K).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Inner adaptation steps (default: the run's inner_steps).")
+@click.option("--eval-episodes", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Fresh episodes that measure the return before and after.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the adapted policy to (must not exist).")
+def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path | None,
+                  episodes: int, steps: int | None, eval_episodes: int, seed: int,
+                  out_dir: Path) -> None:
+    """Adapt a meta-trained RUN to one variant and save the adapted policy to OUT."""
+    from ..ship.adapt import adapt_policy
+    from ..ship.sources import load_policy_source
+
+    if not assignments and variant_file is None:
+        raise GameadaptError("give the target variant with --variant KEY=VALUE or --variant-file")
+    if out_dir.exists():
+        raise GameadaptError(f"{out_dir} already exists; adapt never overwrites, choose another -o")
+    loaded = load_policy_source(source)
+    space = loaded.spec.variant_space
+    base = space.load_file(variant_file) if variant_file is not None else loaded.variant
+    variant = space.parse_assignments(assignments, base)
+    click.echo(f"adapting {source} to {variant} ({episodes} episodes) ...", err=True)
+    result = adapt_policy(loaded, variant, out_dir, episodes=episodes, steps=steps, seed=seed,
+                          eval_episodes=eval_episodes)
+    steps_done = result.provenance["adapted"]["steps"]
+    click.echo(f"return on this variant ({eval_episodes} fresh episodes): before "
+               f"{result.return_before:.3f}, after {steps_done} step(s) "
+               f"{result.return_after:.3f}")
+    click.echo(f"adapted policy: {out_dir}")
+
+
+@click.command("play")
+@click.argument("policy_dir", metavar="POLICY_DIR",
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--game", help="Game to play (default: the policy's); must match the policy.")
+@with_variant_options
+@click.option("--episodes", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Episode i is reset with seed SEED + i.")
+@click.option("--render", is_flag=True, help="Print every frame as text.")
+@click.option("--sample", is_flag=True,
+              help="Draw actions from the policy's distribution instead of the greedy action.")
+@click.option("--adapt-online", is_flag=True,
+              help="Adapt with adapter.onnx after every episode (needs --with-adapter); "
+                   "implies --sample, as a policy gradient needs exploration.")
+def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...],
+                 variant_file: Path | None, episodes: int, seed: int, render: bool,
+                 sample: bool, adapt_online: bool) -> None:
+    """Play an exported policy with ONNX Runtime only (no torch), greedily by default."""
+    from ..ship.play import load_policy, play
+
+    policy = load_policy(policy_dir)
+    registry = get_registry()
+    if game is None or game == policy.game:
+        registry.check_providers(policy.manifest.get("providers"), {"game": policy.game},
+                                 f"export {policy_dir}")
+    spec = registry.game(game or policy.game)
+    if policy.game != spec.id:
+        raise GameadaptError(f"{policy_dir} is a policy for game {policy.game!r}, not {spec.id!r}")
+    base = (spec.variant_space.load_file(variant_file) if variant_file is not None
+            else spec.variant_space.validate(policy.variant))
+    variant = spec.variant_space.parse_assignments(assignments, base)
+    play(policy, spec, variant, episodes=episodes, seed=seed, render=render, sample=sample,
+         adapt_online=adapt_online, echo=click.echo)
+
+
+@click.command("export")
+@click.argument("source", metavar="RUN|ADAPTED", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default exports/GAME-NAME, NAME the run or adapted folder).")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET,
+              show_default=True, help="ONNX opset to target (Unity Sentis reads up to 15).")
+@click.option("--quantize", type=click.Choice(QUANTIZE_TYPES),
+              help="Also write policy.int8.onnx (dynamic int8 quantisation), verified.")
+@click.option("--with-adapter", is_flag=True,
+              help="Also write adapter.onnx (the inner adaptation step), policy_weights.onnx "
+                   "and weights.bin, for adapting on the device.")
+@click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
+def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
+                   with_adapter: bool, force: bool) -> None:
+    """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
+    from ..ship.export import export_policy
+
+    result = export_policy(source, out_dir, opset=opset, quantize=quantize,
+                           with_adapter=with_adapter, force=force,
+                           log=lambda message: click.echo(message, err=True))
+    click.echo(format_result(result))
+
+
+def _diffs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {value:.2g}" for name, value in values.items())
+
+
+def format_result(result: ExportResult) -> str:
+    """The summary ``gameadapt export`` prints."""
+    manifest = result.manifest
+    lines = [f"exported {manifest['game']} policy ({manifest['source']['kind']} "
+             f"{manifest['source']['path']}) to {result.out_dir}"]
+    for name, entry in manifest["files"].items():
+        took = result.seconds.get(name)
+        details = [f"{entry['bytes'] / 1024:.1f} KiB"]
+        if "opset" in entry:
+            details.insert(0, f"opset {entry['opset']}")
+        if took is not None:
+            details.append(f"exported in {took:.1f} s")
+        lines.append(f"  {result.out_dir / entry['path']}  ({', '.join(details)})")
+    lines.append(f"  {result.out_dir / MANIFEST_FILE}  (manifest)")
+    check = manifest["verification"]
+    lines.append(f"verification: ONNX Runtime vs PyTorch on {check['samples']} observations: "
+                 f"max abs diff {_diffs(check['max_abs_diff'])} (tolerance "
+                 f"{check['tolerance']:g}) passed")
+    if "policy_weights" in check:
+        lines.append(f"  policy_weights.onnx + weights.bin: max abs diff "
+                     f"{_diffs(check['policy_weights']['max_abs_diff'])} passed")
+    if "adapter" in check:
+        adapter = check["adapter"]
+        worst = max(adapter["max_abs_diff"].values(), default=0.0)
+        lines.append(f"  adapter.onnx vs the engine's inner step (N={adapter['samples']}, "
+                     f"inner_lr {adapter['inner_lr']:g}): max abs diff {worst:.2g}; adapted "
+                     f"policy {_diffs(adapter['adapted_policy_max_abs_diff'])} passed")
+    latency = manifest["latency_us"]
+    lines.append(f"latency (ONNX Runtime CPU, 1 thread, median): batch 1 {latency['batch_1']:.1f} "
+                 f"us, batch 64 {latency['batch_64']:.1f} us")
+    quantization = manifest.get("quantization")
+    if quantization:
+        q_latency = quantization["latency_us"]
+        agreement = (f", action agreement {quantization['action_agreement']:.1%}"
+                     if "action_agreement" in quantization else "")
+        lines.append(f"int8: {quantization['file']} max abs diff "
+                     f"{_diffs(quantization['max_abs_diff'])} (tolerance "
+                     f"{_diffs(quantization['tolerance'])}){agreement}; latency batch 1 "
+                     f"{q_latency['batch_1']:.1f} us, batch 64 {q_latency['batch_64']:.1f} us")
+    return "\n".join(lines)

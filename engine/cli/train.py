@@ -1,0 +1,215 @@
+"""``gameadapt train`` and ``gameadapt evaluate`` (torch loads inside the commands)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import GameadaptError
+from ..host.registry import get_registry
+from ..train.stopping import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
+from ..variants import SPLITS
+from .options import echo_json, int_list, json_option
+from .progress import TrainProgress
+
+
+@click.command("train")
+@click.argument("game", required=False)
+@click.option("--algo", "algorithm", help="Algorithm id (default maml).")
+@click.option("--iterations", type=int, help="Meta-iterations to reach (default 100).")
+@click.option("--meta-batch", type=int, help="Variants (tasks) per meta-iteration (default 20).")
+@click.option("--envs-per-task", type=int, help="Episodes per task and round (default 20).")
+@click.option("--inner-steps", type=int, help="Inner adaptation steps (default 1).")
+@click.option("--inner-lr", type=float, help="Inner learning rate (default 0.1).")
+@click.option("--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
+              help="Any other algorithm option, e.g. -o outer_lr=3e-4 (repeatable).")
+@click.option("--device", help="auto (CUDA if present), cpu or cuda.")
+@click.option("--seed", type=int, help="Seed of everything random (default 0).")
+@click.option("--variant-split", type=click.Choice(SPLITS), help="Split to train on (train).")
+@click.option("--checkpoint-every", type=int, help="Checkpoint every N iterations (default 5).")
+@click.option("--share-policy", is_flag=True, default=None,
+              help="Multi-agent games: one policy drives every agent (parameter sharing).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/GAME-ALGO-seedS).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file with these settings; flags override it.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the run in this folder from its last checkpoint.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Stop at the first iteration boundary after this many minutes, with a "
+                   "checkpoint (continue later with --resume).")
+def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
+                  config_file: Path | None, extra_options: tuple[str, ...],
+                  max_minutes: float | None, **flags: Any) -> None:
+    """Meta-train an agent on GAME's variants (or continue a run with --resume).
+
+    Ctrl-C stops at the end of the running iteration and saves it (exit code 130); a second
+    Ctrl-C stops at once, keeping the last checkpoint.
+    """
+    if resume is not None:
+        session, run = _resumed_session(resume, game, config_file, extra_options, flags)
+    else:
+        session, run = _new_session(game, run_dir, config_file, extra_options, flags)
+    session = train_with_progress(session, run, max_minutes=max_minutes)
+    _report(session, run, max_minutes)
+
+
+def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
+                     extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
+    """The session of a run to continue; only ``--iterations`` and ``--device`` may change."""
+    from ..train.runs import RunDir
+    from ..train.session import load_session, make_config
+
+    run = RunDir(resume)
+    saved = run.read_config()["train"]
+    if game is not None and game != saved["game"]:
+        raise GameadaptError(f"{resume} is a run of {saved['game']!r}, not {game!r}")
+    allowed = {"iterations", "device"}
+    given = {k for k, v in flags.items() if v is not None} | ({"option"} if extra_options else set())
+    if given - allowed or config_file is not None:
+        raise GameadaptError("--resume continues a run as configured; only --iterations, "
+                             "--device and --max-minutes may be given")
+    overrides = {k: flags[k] for k in allowed if flags[k] is not None}
+    config = make_config({**saved, **overrides})
+    session = load_session(run, config)
+    if overrides:
+        run.write_config({**run.read_config(), "train": config.to_json()})
+    return session, run
+
+
+def _new_session(game: str | None, run_dir: Path | None, config_file: Path | None,
+                 extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
+    """A new run from a config file, flags and ``-o`` options (flags win over the file)."""
+    from ..train.runs import RunDir
+    from ..train.session import load_config_file, make_config, start_run
+
+    values = load_config_file(config_file) if config_file is not None else {}
+    options = dict(values.get("options", {}))
+    for key in ("inner_steps", "inner_lr"):
+        value = flags.pop(key)
+        if value is not None:
+            options[key] = value
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if game is not None:
+        values["game"] = game
+    if "game" not in values:
+        raise GameadaptError("missing GAME (or --resume RUN)")
+    for assignment in extra_options:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key.strip():
+            raise GameadaptError(f"expected --option key=value, got {assignment!r}")
+        options[key.strip()] = text.strip()
+    values["options"] = options
+    config = make_config(values)
+    run = RunDir(run_dir or Path("runs") / f"{config.game}-{config.algorithm}-seed{config.seed}")
+    return start_run(config, run), run
+
+
+def _report(session: Any, run: Any, max_minutes: float | None) -> None:
+    """The last line of ``train``: done, stopped by the budget, or interrupted (exit 130)."""
+    resume_command = f"gameadapt train --resume {shlex.quote(str(run.path))}"
+    total = session.config.iterations
+    if session.stopped == INTERRUPTED:
+        click.echo(f"interrupted: saved the state after iteration {session.iteration} of {total} "
+                   f"in {run.checkpoint_path}; continue with: {resume_command}", err=True)
+        click.get_current_context().exit(EXIT_INTERRUPTED)
+    if session.stopped is not None:
+        click.echo(f"stopped by the time budget (--max-minutes {max_minutes:g}) after "
+                   f"{session.iteration} of {total} iterations; checkpoint "
+                   f"{run.checkpoint_path}; continue with: {resume_command}")
+        return
+    metrics = run.read_metrics()
+    if metrics:
+        click.echo(f"done: {session.iteration} iterations; last pre-adaptation return "
+                   f"{metrics[-1]['pre_return']:.3f}, post-adaptation "
+                   f"{metrics[-1]['post_return']:.3f}; checkpoint {run.checkpoint_path}")
+
+
+def train_with_progress(session: Any, run: Any, why: str | None = None,
+                        max_minutes: float | None = None) -> Any:
+    """Train ``session`` with a progress line; Ctrl-C stops it at an iteration boundary.
+
+    The process is tuned for training first (torch threads, malloc: see train.tuning).
+    """
+    from ..train.trainer import train
+    from ..train.tuning import tune_process
+
+    config = session.config
+    click.echo(f"training {config.algorithm} on {config.game} ({config.meta_batch} tasks x "
+               f"{config.envs_per_task} episodes per iteration, device {session.device}) "
+               f"in {run.path}" + (f": {why}" if why else ""), err=True)
+    if session.iteration >= config.iterations:
+        click.echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
+        return session
+    tune_process(session.device)
+    progress = TrainProgress(session.iteration, config.iterations)
+
+    def on_ctrl_c() -> None:
+        click.echo("\nCtrl-C: stopping after this iteration (Ctrl-C again to stop now) ...",
+                   err=True)
+
+    with DeferredInterrupt(on_ctrl_c) as interrupt:
+        try:
+            train(session, run, progress=progress, should_stop=stop_check(interrupt, max_minutes))
+        finally:
+            progress.close()
+    return session
+
+
+@click.command("evaluate")
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--tasks", type=int, default=40, show_default=True, help="Variants per seed.")
+@click.option("--episodes", type=int, default=20, show_default=True,
+              help="Episodes per variant, before and after adaptation.")
+@click.option("--steps", default="0,1,3", show_default=True, help="Adaptation step counts.")
+@click.option("--baselines", default="pretrain,scratch", show_default=True,
+              help="Comma-separated baselines given the same data ('' for none).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save a PNG: return vs adaptation steps.")
+@click.option("--variant", "-v", "fixed", multiple=True, metavar="KEY=VALUE",
+              help="Fix a parameter in every evaluated variant (repeatable), e.g. "
+                   "-v rules.opponent=mirroring.")
+@json_option
+def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, steps: str,
+                     baselines: str, seeds: str, plot: Path | None, fixed: tuple[str, ...],
+                     as_json: bool) -> None:
+    """Return before and after adaptation on held-out variants, vs baselines."""
+    from ..train.evaluate import (
+        EvalSettings,
+        evaluate_run,
+        format_results,
+        plot_results,
+        require_pyplot,
+    )
+    from ..train.tuning import tune_process
+
+    if plot is not None:
+        require_pyplot()
+    settings = EvalSettings(split, tasks, episodes, int_list(steps, "steps"),
+                            int_list(seeds, "seeds"), tuple(fixed))
+    names = [b.strip() for b in baselines.split(",") if b.strip()]
+    for name in names:
+        get_registry().algorithm(name)
+
+    def train_baseline(session: Any, baseline_run: Any, reason: str) -> Any:
+        why = (f"the {session.config.algorithm} baseline is trained with the run's settings on "
+               f"the same variants, for comparison; {reason}")
+        return train_with_progress(session, baseline_run, why)
+
+    tune_process("cpu")
+    result = evaluate_run(run_path, settings, names,
+                          progress=lambda m: click.echo(f"evaluating {m} ...", err=True),
+                          train_baseline=train_baseline)
+    if plot is not None:
+        plot_results(result, plot)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(format_results(result))
+        if plot is not None:
+            click.echo(f"plot: {plot}")

@@ -1,0 +1,1 @@
+"""Shipping: adapted policies, the ONNX export pipeline (graphs, verification, manifest), ONNX play."""

@@ -1,0 +1,338 @@
+"""``gameadapt export``: a trained or adapted policy as verified ONNX files plus a manifest.
+
+An export folder (default ``exports/<game>-<run or adapted folder name>``) holds::
+
+    policy.onnx          observation [batch, obs_dim] -> action + distribution parameters
+    policy.json          the manifest (format "gameadapt-policy/1"), written last
+    policy.int8.onnx     with --quantize int8: dynamically quantised copy of policy.onnx
+    policy_weights.onnx  with --with-adapter: policy.onnx with every parameter as an input
+    adapter.onnx         with --with-adapter: one inner adaptation step (see ship.adapter)
+    weights.bin          with --with-adapter: the parameters, float32 little-endian
+
+Inside ``policy.onnx`` are the observation normalisation (the policy's running mean and
+variance as constants, the ±10 clip) and the action handling: discrete games output
+``action`` (int64 argmax index) and ``logits``; continuous games output ``action`` (the
+Gaussian mean mapped to the env by :meth:`~gameadapt.learn.policy.MLPPolicy.to_env_action`,
+i.e. ``clip(center + scale * mean, low, high)``; scale 1 and center 0 for a policy trained
+without action scaling), ``mean`` and ``log_std`` (both in the policy's own action units).
+
+The export is a pipeline, one function a stage: :func:`plan_export` resolves and checks
+everything that can be checked before work starts; :func:`build_graphs` exports the torch
+graphs (:mod:`~gameadapt.ship.onnx_export`); :func:`stage` writes the files into a staging
+folder inside the output folder, which removes itself whatever happens; :func:`verify_staged`
+checks every file (:mod:`~gameadapt.ship.verify`: ``onnx.checker``, ONNX Runtime against
+PyTorch on >= 1000 observations played in the game plus far-out ones, the adapter against
+the engine's inner step, latencies); :func:`publish` renames the files into place with the
+manifest (:mod:`~gameadapt.ship.manifest`) last. A failed export leaves nothing behind and
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GameadaptError
+from ..learn.policy import MLPPolicy
+from . import manifest as manifest_parts
+from . import verify
+from .adapter import WeightSpec, weight_specs, weights_blob
+from .formats import (
+    ADAPTER_FILE,
+    ADAPTER_MIN_OPSET,
+    ALL_FILES,
+    DEFAULT_OPSET,
+    INT8_FILE,
+    MANIFEST_FILE,
+    MAX_OPSET,
+    MIN_OPSET,
+    POLICY_FILE,
+    QUANTIZE_MIN_OPSET,
+    QUANTIZE_TYPES,
+    WEIGHTS_FILE,
+    WEIGHTS_POLICY_FILE,
+)
+from .onnx_export import (
+    OnnxGraph,
+    export_adapter_graph,
+    export_policy_graph,
+    export_weights_policy_graph,
+)
+from .sources import PolicySource, load_policy_source
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_policy` wrote."""
+
+    out_dir: Path
+    manifest: dict[str, Any]
+    files: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)  # export time per graph file
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """An export resolved and checked before any graph is built."""
+
+    source: PolicySource
+    policy: MLPPolicy
+    out_dir: Path
+    opset: int
+    quantize: str | None
+    with_adapter: bool
+    force: bool
+    samples: int
+    files: list[str]  # every file it writes, the manifest last
+
+
+@dataclass
+class Staged:
+    """The files of an export in its staging folder, and what verification found."""
+
+    folder: Path
+    graphs: dict[str, OnnxGraph]
+    weights: list[WeightSpec] | None = None
+    blob: bytes = b""  # weights.bin
+    checks: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)  # manifest sections
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None = None, *,
+                  opset: int = DEFAULT_OPSET, quantize: str | None = None,
+                  with_adapter: bool = False, force: bool = False,
+                  samples: int = 1024, log: Log | None = None) -> ExportResult:
+    """Export, verify and write a policy folder; see the module docstring.
+
+    ``source`` is a run folder, an adapted-policy folder or a loaded :class:`PolicySource`.
+    Refuses to overwrite an existing ``policy.onnx``/``policy.json`` (or any other file it
+    would write) unless ``force``. Raises one-line :class:`GameadaptError` for bad input, an
+    opset the exporters cannot reach and failed verification; nothing is written then.
+    """
+    log = log or (lambda message: None)
+    plan = plan_export(source, out_dir, opset=opset, quantize=quantize,
+                       with_adapter=with_adapter, force=force, samples=samples)
+    graphs = build_graphs(plan, log)
+    with staging_folder(plan.out_dir) as folder:
+        staged = stage(plan, graphs, folder)
+        verify_staged(plan, staged, log)
+        written = publish(plan, staged)
+    return ExportResult(plan.out_dir, written, {name: plan.out_dir / name for name in plan.files},
+                        staged.seconds)
+
+
+def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *, opset: int,
+                quantize: str | None, with_adapter: bool, force: bool, samples: int
+                ) -> ExportPlan:
+    """Check the settings, load the source and check the destination (nothing is built)."""
+    check_settings(opset, quantize, with_adapter)
+    if samples < 1000:
+        raise GameadaptError(f"verification needs at least 1000 observations, got {samples}")
+    if not isinstance(source, PolicySource):
+        source = load_policy_source(Path(source))
+    if not isinstance(source.policy, MLPPolicy):
+        raise GameadaptError(f"export supports MLPPolicy policies, not "
+                             f"{type(source.policy).__name__}")
+    folder = Path(out_dir) if out_dir is not None else default_output_dir(source)
+    files = planned_files(with_adapter, quantize)
+    _check_destination(folder, files, force)
+    return ExportPlan(source, source.policy.cpu().eval(), folder, opset, quantize,
+                      with_adapter, force, samples, files)
+
+
+def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
+    """The ONNX models of ``policy.onnx`` (and, with the adapter, its two companions)."""
+    log(f"exporting {POLICY_FILE} (opset {plan.opset}) ...")
+    graphs = {POLICY_FILE: export_policy_graph(plan.policy, plan.opset)}
+    if plan.with_adapter:
+        log(f"exporting {WEIGHTS_POLICY_FILE} and {ADAPTER_FILE} ...")
+        graphs[WEIGHTS_POLICY_FILE] = export_weights_policy_graph(plan.policy, plan.opset)
+        graphs[ADAPTER_FILE] = export_adapter_graph(plan.policy, plan.opset)
+    return graphs
+
+
+@contextlib.contextmanager
+def staging_folder(out_dir: Path) -> Iterator[Path]:
+    """A fresh ``.export-*`` folder inside ``out_dir``, removed on the way out, always.
+
+    Output folders created for it are removed again if the export fails.
+    """
+    created = _make_dirs(out_dir)
+    folder = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        _remove_empty(created)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def stage(plan: ExportPlan, graphs: dict[str, OnnxGraph], folder: Path) -> Staged:
+    """Write the graphs (and ``weights.bin``) into the staging folder."""
+    staged = Staged(folder, graphs, seconds={name: g.seconds for name, g in graphs.items()})
+    blobs = {name: graph.to_bytes() for name, graph in graphs.items()}
+    if plan.with_adapter:
+        staged.weights = weight_specs(plan.policy)
+        staged.blob = blobs[WEIGHTS_FILE] = weights_blob(plan.policy)
+    for name, data in blobs.items():
+        (folder / name).write_bytes(data)
+    return staged
+
+
+def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
+    """Verify every staged file (a one-line error at the first that fails), then quantise."""
+    policy, folder, source = plan.policy, staged.folder, plan.source
+    log(f"verifying with ONNX Runtime on {plan.samples}+ observations of {source.spec.id} ...")
+    observations, obs_source = verify.collect_observations(
+        source.spec, source.variant, plan.samples, agents=source.session.agents)
+    checks = verify.verify_policy(policy, folder / POLICY_FILE, observations)
+    checks["observations"] = obs_source
+    _require_passed(checks, POLICY_FILE)
+    staged.checks, staged.parts["adapter"] = checks, None
+    if plan.with_adapter:
+        _verify_adapter_files(plan, staged, observations)
+    staged.parts["latency_us"] = verify.measure_latency(folder / POLICY_FILE, policy.obs_dim)
+    staged.parts["quantization"] = None
+    if plan.quantize:
+        log("quantising to int8 ...")
+        started = time.perf_counter()
+        quantization = verify.quantize_int8(policy, folder / POLICY_FILE, folder / INT8_FILE,
+                                            observations)
+        staged.seconds[INT8_FILE] = time.perf_counter() - started
+        _require_passed(quantization, INT8_FILE,
+                        hint="; export without --quantize or keep the float32 policy")
+        staged.parts["quantization"] = quantization
+
+
+def _verify_adapter_files(plan: ExportPlan, staged: Staged, observations: Any) -> None:
+    """``policy_weights.onnx`` and ``adapter.onnx`` against the engine."""
+    assert staged.weights is not None
+    policy, folder, algorithm = plan.policy, staged.folder, plan.source.session.algorithm
+    inner = algorithm.inner_loop
+    staged.checks["policy_weights"] = verify.verify_weights_policy(
+        policy, folder / WEIGHTS_POLICY_FILE, folder / POLICY_FILE, staged.blob, staged.weights,
+        observations)
+    staged.checks["adapter"] = verify.verify_adapter(
+        policy, folder / ADAPTER_FILE, folder / WEIGHTS_POLICY_FILE, staged.blob,
+        staged.weights, observations, inner.lr)
+    _require_passed(staged.checks["policy_weights"], WEIGHTS_POLICY_FILE)
+    _require_passed(staged.checks["adapter"], ADAPTER_FILE)
+    staged.parts["adapter"] = manifest_parts.adapter_entry(
+        policy, inner, algorithm.options().get("gamma"), staged.weights)
+
+
+def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
+    """Write the manifest, move the staged files into place (manifest last); return it."""
+    exporters = {name: graph.exporter for name, graph in staged.graphs.items()}
+    written = manifest_parts.manifest(plan.source, plan.policy, staged.graphs[POLICY_FILE].opset, {
+        "onnxruntime_version": verify.onnxruntime_version(),
+        "onnx_version": verify.onnx_version(),
+        "files": manifest_parts.file_entries(staged.folder, plan.files[:-1], exporters),
+        "weights": [spec.to_json() for spec in staged.weights] if staged.weights else None,
+        "verification": staged.checks,
+        **staged.parts,
+    })
+    (staged.folder / MANIFEST_FILE).write_text(
+        json.dumps(written, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    _move_into_place(staged.folder, plan.out_dir, plan.files, plan.force)
+    return written
+
+
+def default_output_dir(source: PolicySource) -> Path:
+    """``exports/<game>-<run or adapted folder name>`` (relative to the working folder)."""
+    return Path("exports") / f"{source.spec.id}-{source.path.resolve().name}"
+
+
+def planned_files(with_adapter: bool, quantize: str | None) -> list[str]:
+    """The files an export writes, the manifest last."""
+    names = [POLICY_FILE]
+    if quantize:
+        names.append(INT8_FILE)
+    if with_adapter:
+        names += [WEIGHTS_POLICY_FILE, ADAPTER_FILE, WEIGHTS_FILE]
+    return names + [MANIFEST_FILE]
+
+
+def check_settings(opset: int, quantize: str | None, with_adapter: bool) -> None:
+    """One-line errors for settings that cannot work (before anything is exported)."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise GameadaptError(f"--opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, "
+                             f"got {opset!r}")
+    if quantize is not None and quantize not in QUANTIZE_TYPES:
+        raise GameadaptError(f"--quantize must be one of {', '.join(QUANTIZE_TYPES)}, "
+                             f"got {quantize!r}")
+    if quantize and opset < QUANTIZE_MIN_OPSET:
+        raise GameadaptError(f"--quantize int8 needs --opset {QUANTIZE_MIN_OPSET} or higher "
+                             f"(dynamic quantisation ops), asked for {opset}")
+    if with_adapter and opset < ADAPTER_MIN_OPSET:
+        raise GameadaptError(f"--with-adapter needs --opset {ADAPTER_MIN_OPSET} or higher "
+                             f"(asked for {opset}): the adapter's gradient graph cannot be "
+                             f"converted to older opsets")
+
+
+def _require_passed(check: dict[str, Any], name: str, hint: str = "") -> None:
+    if not check.get("passed"):
+        raise GameadaptError(f"verification of {name} failed: {check.get('failure', 'mismatch')}"
+                             f"{hint}; nothing was written")
+
+
+def _check_destination(out_dir: Path, names: Sequence[str], force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GameadaptError(f"{out_dir} exists and is not a folder")
+    if force:
+        return
+    existing = [name for name in (POLICY_FILE, MANIFEST_FILE, *names) if (out_dir / name).exists()]
+    if existing:
+        raise GameadaptError(f"{out_dir} already holds {existing[0]}; use --force to replace "
+                             f"the export, or choose another -o")
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """Create ``path`` (and missing parents); return the folders created, deepest last."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _move_into_place(staging: Path, out_dir: Path, names: Sequence[str], force: bool) -> None:
+    """Move the staged files into place (manifest last); with ``force`` drop stale artifacts."""
+    _check_destination(out_dir, names, force)  # nothing appeared meanwhile
+    for name in names:
+        handle = os.open(staging / name, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    for name in names:
+        if name != MANIFEST_FILE:
+            os.replace(staging / name, out_dir / name)
+    os.replace(staging / MANIFEST_FILE, out_dir / MANIFEST_FILE)
+    if force:
+        for stale in set(ALL_FILES) - set(names):
+            (out_dir / stale).unlink(missing_ok=True)

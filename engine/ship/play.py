@@ -1,0 +1,196 @@
+"""Play an exported policy in a game's gymnasium view with ONNX Runtime (``gameadapt play``).
+
+In a multi-agent game the view is the learner's; the other agents named in the manifest's
+``agents`` (parameter sharing) are driven by the same ONNX policy, greedily, and the rest
+act by the game's scripted opponent.
+
+Numpy and onnxruntime only: this module never imports torch, so it shows what a game
+build sees. Episode ``i`` is reset with seed ``seed + i``; actions are the greedy
+``action`` output, or with ``sample`` draws from the policy's distribution (numpy generator
+seeded with ``seed + i``). With ``adapt_online`` the weights are adapted after every episode
+with ``adapter.onnx`` on that episode (reward-to-go advantages) and the next episode is
+played with ``policy_weights.onnx`` and the new weights. Online adaptation always samples:
+a policy gradient needs exploration (at the greedy Gaussian mean the gradient of
+log-probability with respect to the mean is zero, so greedy data would not adapt it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import GameadaptError
+from ..game import GameSpec, as_text, frame, space_to_json
+from ..multiagent import ControlledAgentEnv
+from ..variants import Variant
+from .onnxpolicy import OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
+
+
+@dataclass
+class Episode:
+    """One played episode: observations, env actions, policy-unit actions and rewards."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    actions: list[Any] = field(default_factory=list)  # as given to env.step
+    policy_actions: list[Any] = field(default_factory=list)  # as the adapter takes them
+    rewards: list[float] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        """The undiscounted return."""
+        return float(sum(self.rewards))
+
+
+def load_policy(folder: Any) -> OnnxPolicy:
+    """:meth:`OnnxPolicy.load` with its errors as :class:`GameadaptError`."""
+    try:
+        return OnnxPolicy.load(folder)
+    except PolicyLoadError as exc:
+        raise GameadaptError(str(exc)) from None
+
+
+def check_compatible(policy: OnnxPolicy, spec: GameSpec, env: Any) -> None:
+    """Raise a one-line error unless the policy was made for this game and its spaces."""
+    if policy.game != spec.id:
+        raise GameadaptError(f"{policy.folder} is a policy for game {policy.game!r}, "
+                             f"not {spec.id!r}")
+    for what, space, expected in (("observation", env.observation_space, policy.observation_space),
+                                  ("action", env.action_space, policy.action_space)):
+        actual = space_to_json(space)
+        if not _same_space(actual, expected):
+            raise GameadaptError(f"the {what} space of {spec.id!r} ({_brief(actual)}) differs "
+                                 f"from the policy's ({_brief(expected)})")
+
+
+def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int = 5,
+         seed: int = 0, render: bool = False, sample: bool = False, adapt_online: bool = False,
+         echo: Callable[[str], None] = print) -> list[Episode]:
+    """Play ``episodes`` episodes of ``variant``; echo every return (and frames)."""
+    if adapt_online and not policy.has_adapter:
+        raise GameadaptError(f"--adapt-online needs an adapter: {policy.folder} was exported "
+                             f"without --with-adapter")
+    text_mode = render and "ansi" in _render_modes(spec, variant)
+    env = make_play_env(policy, spec, variant, "ansi" if text_mode else None)
+    try:
+        return _play(policy, spec, env, variant, episodes, seed, render, text_mode,
+                     sample or adapt_online, adapt_online, echo)
+    except PolicyLoadError as exc:
+        raise GameadaptError(str(exc)) from None
+    finally:
+        env.close()
+
+
+def make_play_env(policy: OnnxPolicy, spec: GameSpec, variant: Variant,
+                  render_mode: str | None) -> Any:
+    """The learner's gymnasium view; in a multi-agent game every agent the manifest names
+    is also driven by ``policy`` (greedily), the others by the game's opponent."""
+    if not spec.is_multi_agent:
+        return spec.make_env(variant, render_mode=render_mode)
+    driven = list(policy.manifest.get("agents") or [spec.learner])
+    unknown = [agent for agent in driven if agent not in spec.agents]
+    if unknown or spec.learner not in driven:
+        raise GameadaptError(f"{policy.folder} drives agents {driven}, which do not fit game "
+                             f"{spec.id!r} (agents {list(spec.agents)}, learner {spec.learner!r})")
+    assert spec.make_parallel_env is not None and spec.opponent is not None
+    opponent = spec.opponent
+
+    def act(env: Any, agent: str, observation: Any, variant: Variant) -> Any:
+        if agent in driven:
+            return _choose(policy, np.asarray(observation, np.float32).reshape(-1), None, None)[0]
+        return opponent(env, agent, observation, variant)
+
+    assert spec.learner is not None
+    return ControlledAgentEnv(spec.make_parallel_env(variant, render_mode), spec.learner, act,
+                              variant)
+
+
+def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episodes: int,
+          seed: int, render: bool, text_mode: bool, sample: bool, adapt_online: bool,
+          echo: Callable[[str], None]) -> list[Episode]:
+    check_compatible(policy, spec, env)
+    echo(f"playing {spec.id} {variant} with {policy.folder}")
+    weights = policy.load_weights() if adapt_online else None
+    gamma = float((policy.manifest.get("adapter") or {}).get("gamma") or 0.99)
+    played = []
+    for index in range(episodes):
+        rng = np.random.default_rng(seed + index) if sample else None
+        episode = _play_episode(policy, env, seed + index, weights, rng, render, text_mode, echo)
+        played.append(episode)
+        echo(f"episode {index + 1}: return {episode.total:.3f} ({len(episode.rewards)} steps)")
+        if weights is not None:
+            advantages = reward_to_go_advantages([episode.rewards], gamma)
+            weights = policy.adapt(np.stack(episode.observations),
+                                   np.asarray(episode.policy_actions), advantages, weights=weights)
+    mean = float(np.mean([e.total for e in played])) if played else float("nan")
+    echo(f"mean return over {len(played)} episodes: {mean:.3f}")
+    return played
+
+
+def _play_episode(policy: OnnxPolicy, env: Any, seed: int, weights: Weights | None,
+                  rng: np.random.Generator | None, render: bool, text_mode: bool,
+                  echo: Callable[[str], None]) -> Episode:
+    episode = Episode()
+    observation, _ = env.reset(seed=seed)
+    if render:
+        echo(frame(env, observation, text_mode))
+    done = False
+    while not done:
+        obs = np.asarray(observation, dtype=np.float32).reshape(-1)
+        action, policy_action = _choose(policy, obs, weights, rng)
+        observation, reward, terminated, truncated, _ = env.step(action)
+        episode.observations.append(obs)
+        episode.actions.append(action)
+        episode.policy_actions.append(policy_action)
+        episode.rewards.append(float(reward))
+        done = bool(terminated or truncated)
+        if render:
+            echo(f"step {len(episode.rewards)}: action {as_text(action)}  "
+                 f"reward {float(reward):+.3f}")
+            echo(frame(env, observation, text_mode))
+    return episode
+
+
+def _choose(policy: OnnxPolicy, obs: np.ndarray, weights: Weights | None,
+            rng: np.random.Generator | None) -> tuple[Any, Any]:
+    """``(env action, policy-unit action)``: greedy, or sampled when ``rng`` is given."""
+    if rng is not None:
+        action, policy_action = policy.sample(obs, rng, weights)
+    else:
+        out = policy.outputs(obs) if weights is None else policy.outputs_with(weights, obs)
+        action, policy_action = out["action"], out["action" if policy.discrete else "mean"]
+    if policy.discrete:  # an index in [0, n); the env's action is start + index
+        return int(policy_action) + int(policy.action_space.get("start", 0)), int(policy_action)
+    return np.asarray(action, np.float32), np.asarray(policy_action, np.float32)
+
+
+def _render_modes(spec: GameSpec, variant: Variant) -> list[str]:
+    probe = spec.make_env(variant)
+    try:
+        return list(probe.metadata.get("render_modes", []))
+    finally:
+        probe.close()
+
+
+def _same_space(actual: dict[str, Any], expected: dict[str, Any]) -> bool:
+    if actual.get("type") != expected.get("type"):
+        return False
+    if actual["type"] == "discrete":
+        return int(actual["n"]) == int(expected.get("n", -1)) and \
+            int(actual.get("start", 0)) == int(expected.get("start", 0))
+    if list(actual.get("shape", [])) != list(expected.get("shape", [])):
+        return False
+    try:
+        return all(np.allclose(np.asarray(actual[k], dtype=np.float64),
+                               np.asarray(expected[k], dtype=np.float64), rtol=1e-6, atol=0,
+                               equal_nan=True) for k in ("low", "high"))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _brief(space: dict[str, Any]) -> str:
+    if space.get("type") == "discrete":
+        return f"Discrete({space.get('n')})"
+    return f"{space.get('type')} shape {space.get('shape')}"

@@ -1,0 +1,113 @@
+"""Trained policies on disk: a run folder, or an adapted policy made by ``gameadapt adapt``.
+
+Both load into a :class:`PolicySource` (CPU policy + game + provenance) that ``export`` and
+``adapt`` work from. An adapted policy is a folder with ``adapted.pt`` (a checkpoint holding
+the policy's state and its provenance) and ``adapted.json`` (the same provenance, readable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import GameadaptError
+from ..files import atomic_write_json
+from ..game import GameSpec
+from ..host.registry import get_registry
+from ..learn.policy import MLPPolicy
+from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.runs import RunDir
+from ..train.session import Session, build_session, current_providers, load_session, make_config
+from ..variants import Variant
+
+ADAPTED_CHECKPOINT = "adapted.pt"
+ADAPTED_SUMMARY = "adapted.json"
+
+
+@dataclass
+class PolicySource:
+    """A loaded policy with everything needed to adapt, export or describe it."""
+
+    kind: str  # "run" or "adapted"
+    path: Path
+    spec: GameSpec
+    session: Session  # algorithm, policy and params (on CPU)
+    variant: Variant  # the variant it was adapted to (a run: the game's default variant)
+    provenance: dict[str, Any]
+    providers: dict[str, Any]  # the distributions that provide its game and algorithm
+
+    @property
+    def policy(self) -> MLPPolicy:
+        return self.session.policy
+
+
+def is_adapted(path: Path) -> bool:
+    """True if ``path`` is a folder written by ``gameadapt adapt``."""
+    return (Path(path) / ADAPTED_CHECKPOINT).is_file()
+
+
+def load_policy_source(path: Path) -> PolicySource:
+    """Load a run folder or an adapted-policy folder (one-line errors for anything else)."""
+    path = Path(path)
+    if is_adapted(path):
+        return _load_adapted(path)
+    run = RunDir(path)
+    if not run.config_path.is_file():
+        raise GameadaptError(f"{path} is neither a training run nor an adapted policy")
+    config = dataclasses.replace(make_config(run.read_config()["train"]), device="cpu")
+    if not run.checkpoint_path.is_file():
+        raise GameadaptError(f"run {path} has no checkpoint yet")
+    session = load_session(run, config)
+    provenance = {"run": str(path), "algorithm": config.algorithm, "seed": config.seed,
+                  "iterations": session.iteration, "adapted": None}
+    providers = run.read_config().get("providers") or current_providers(config.game,
+                                                                        config.algorithm)
+    return PolicySource("run", path, session.spec, session, session.spec.variant_space.default(),
+                        provenance, providers)
+
+
+def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, torch.Tensor],
+                 variant: Variant, provenance: dict[str, Any]) -> None:
+    """Write an adapted policy folder; refuses to overwrite an existing one."""
+    out_dir = Path(out_dir)
+    if (out_dir / ADAPTED_CHECKPOINT).exists():
+        raise GameadaptError(f"{out_dir} already holds an adapted policy; choose another -o")
+    config = source.session.config
+    payload = {
+        "kind": "adapted",
+        "game": source.spec.id,
+        "algorithm": config.algorithm,
+        "train": dataclasses.asdict(config),
+        "policy": {k: v.detach().cpu() for k, v in policy_state.items()},
+        "variant": variant,
+        "provenance": provenance,
+        "providers": source.providers,
+    }
+    save_checkpoint(out_dir / ADAPTED_CHECKPOINT, payload)
+    atomic_write_json(out_dir / ADAPTED_SUMMARY, {"game": source.spec.id, "variant": variant,
+                                                  "provenance": provenance,
+                                                  "providers": source.providers})
+
+
+def _load_adapted(path: Path) -> PolicySource:
+    payload = load_checkpoint(path / ADAPTED_CHECKPOINT, expect={"kind": "adapted"})
+    registry = get_registry()
+    config = dataclasses.replace(make_config(payload["train"]), device="cpu")
+    registry.check_providers(payload.get("providers"), {"game": config.game,
+                                                        "algorithm": config.algorithm},
+                             f"adapted policy {path}")
+    spec = registry.game(payload["game"])
+    session = build_session(config)
+    try:
+        session.policy.load_state_dict(payload["policy"])
+    except RuntimeError as exc:
+        raise GameadaptError(f"{path / ADAPTED_CHECKPOINT} does not fit the game's policy "
+                             f"({str(exc).splitlines()[0][:120]})") from None
+    variant = spec.variant_space.validate(payload["variant"])
+    providers = payload.get("providers") or current_providers(config.game, config.algorithm)
+    return PolicySource("adapted", path, spec, session, variant, dict(payload["provenance"]),
+                        providers)

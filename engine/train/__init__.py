@@ -1,0 +1,1 @@
+"""Jobs that train and measure: sessions, the training loop, evaluation, run folders, checkpoints."""

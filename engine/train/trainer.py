@@ -1,0 +1,76 @@
+"""Meta-training: the loop behind ``gameadapt train``.
+
+Every iteration samples a fresh meta-batch of variants from the configured split, builds
+one batched game for it and lets the algorithm do one meta-iteration. Everything random is
+derived from ``(seed, iteration)``, so a resumed run ends bit-identical to an uninterrupted
+one (on CPU; see :mod:`gameadapt.train.session`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..learn.vector import make_batched_game
+from .checkpoint import save_checkpoint
+from .runs import RunDir
+from .session import Session, iteration_seed, iteration_variants
+from .tbevents import ScalarWriter
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], str | None]  # the reason to stop now, or None to go on
+
+
+def train(session: Session, run: RunDir, progress: ProgressCallback | None = None,
+          should_stop: StopCheck | None = None) -> Session:
+    """Run meta-iterations until ``config.iterations``, logging and checkpointing.
+
+    ``should_stop`` is asked after every completed iteration; when it returns a reason
+    (Ctrl-C, a time budget) the state as of that iteration's end is checkpointed and
+    training returns early with ``session.stopped`` set to the reason.
+    """
+    config = session.config
+    session.stopped = None
+    if session.iteration >= config.iterations:
+        return session
+    run.truncate_metrics(session.iteration)
+    writer = ScalarWriter(run.tensorboard_dir)
+    try:
+        while session.iteration < config.iterations:
+            row = _train_iteration(session)
+            run.append_metrics([row])
+            writer.add_scalars(session.iteration,
+                               {f"train/{k}": float(v) for k, v in row.items() if k != "iteration"})
+            session.iteration += 1
+            reason = should_stop() if should_stop is not None else None
+            if reason is not None or session.iteration % config.checkpoint_every == 0 or \
+                    session.iteration == config.iterations:
+                save_checkpoint(run.checkpoint_path, session.checkpoint_payload())
+            if progress is not None:
+                progress(row)
+            if reason is not None and session.iteration < config.iterations:
+                session.stopped = reason
+                break
+    finally:
+        writer.close()
+    run.record_progress(session.iteration, session.stopped)
+    return session
+
+
+def _train_iteration(session: Session) -> dict[str, Any]:
+    """One meta-iteration; returns its metrics row."""
+    config = session.config
+    started = time.perf_counter()
+    seed = iteration_seed(config.seed, session.iteration)
+    variants = iteration_variants(config, session.spec, session.iteration)
+    with contextlib.closing(make_batched_game(session.spec, variants, config.envs_per_task,
+                                              session.device, session.agents)) as game:
+        metrics = session.algorithm.meta_train_step(session.policy, session.params,
+                                                    session.optimizer, game, seed)
+    seconds = time.perf_counter() - started
+    return {"iteration": session.iteration, **metrics, "seconds": seconds,
+            "env_steps_per_s": metrics.get("env_steps", 0.0) / max(seconds, 1e-9)}
+
+
