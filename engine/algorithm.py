@@ -93,7 +93,7 @@ class MetaAlgorithm(Protocol):
         """The resolved hyper-parameters, JSON-safe (recorded in the run's ``config.json``)."""
         ...
 
-    def make_policy(self, observation_space: gymnasium.spaces.Box,
+    def make_policy(self, observation_space: gymnasium.spaces.Space,
                     action_space: gymnasium.spaces.Space) -> torch.nn.Module:
         """A freshly initialised policy for these spaces."""
         ...

@@ -101,7 +101,7 @@ class GameSpec:
     id: str
     description: str
     api: GameApi
-    observation_space: gymnasium.spaces.Box
+    observation_space: gymnasium.spaces.Space  # policies take a flat float Box (train.spacecheck)
     action_space: gymnasium.spaces.Space
     variant_space: VariantSpace
     make_env: MakeEnv
@@ -161,6 +161,11 @@ class GameSpec:
             "action_space": space_to_json(self.action_space),
             "variants": self.variant_space.to_json(),
         }
+
+
+def flat_size(space: gymnasium.spaces.Space) -> int:
+    """The number of values of one element of a Box space (0 for a space without a shape)."""
+    return int(np.prod(space.shape)) if space.shape else 0
 
 
 def check_render_mode(metadata: dict[str, Any], render_mode: str | None) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
 _MUL1 = 0xBF58476D1CE4E5B9 - (1 << 64)
 _MUL2 = 0x94D049BB133111EB - (1 << 64)
@@ -36,8 +38,6 @@ def stream_keys(seed: int, index: Any) -> Any:
 
 def stream_key(seed: int, index: int) -> int:
     """The key of random stream ``index`` under ``seed`` (a Python int in int64 range)."""
-    import numpy as np
-
     with np.errstate(over="ignore"):
         key = mix64(np.asarray([seed], dtype=np.int64) ^ mix64(np.asarray([index], dtype=np.int64)))
     return int(key[0])

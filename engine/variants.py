@@ -24,10 +24,18 @@ from typing import Any, Literal
 from .errors import VariantError
 
 Variant = dict[str, dict[str, Any]]
-PARTS = ("level", "rules")
-SPLITS = ("train", "test")
 Part = Literal["level", "rules"]
+PARTS: tuple[Part, ...] = ("level", "rules")
 Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+
+
+def as_split(text: str) -> Split:
+    """``text`` as a :data:`Split` (a one-line :class:`VariantError` for anything else)."""
+    for split in SPLITS:
+        if text == split:
+            return split
+    raise VariantError(f"invalid split {text!r}: use train or test")
 
 
 class Domain:
@@ -235,8 +243,8 @@ class Param:
             "description": self.description,
         }
         if self.is_split:
-            data["train"] = self.train.to_json()  # type: ignore[union-attr]
-            data["test"] = self.test.to_json()  # type: ignore[union-attr]
+            data["train"] = self.train.to_json() if self.train else None
+            data["test"] = self.test.to_json() if self.test else None
         return data
 
 

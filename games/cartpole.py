@@ -43,7 +43,7 @@ VARIANT_SPACE = VariantSpace([
 
 def _update_derived(env: gymnasium.Env, variant: Variant) -> None:
     """Recompute the quantities CartPoleEnv derives from its masses and length."""
-    cartpole = env.unwrapped
+    cartpole: Any = env.unwrapped  # gymnasium's CartPoleEnv
     cartpole.total_mass = cartpole.masspole + cartpole.masscart
     cartpole.polemass_length = cartpole.masspole * cartpole.length
 

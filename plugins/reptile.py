@@ -25,9 +25,11 @@ def reptile_update(learner: Learner, step: MetaStep) -> dict[str, float]:
     assert adapted is not None  # the learner always hands the rule its adaptation
     step.optimizer.zero_grad(set_to_none=True)
     with torch.no_grad():
+        grads = {name: value.detach() - adapted[name].mean(0)
+                 for name, value in step.params.items()}
         for name, value in step.params.items():
-            value.grad = value.detach() - adapted[name].mean(0)
-        norm = torch.sqrt(sum((value.grad**2).sum() for value in step.params.values()))
+            value.grad = grads[name]
+        norm = torch.sqrt(torch.stack([(g**2).sum() for g in grads.values()]).sum())
     step.optimizer.step()
     return {"reptile_step_norm": norm.item()}
 

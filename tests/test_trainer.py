@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from gameadapt.algorithm import AlgorithmSpec
 from gameadapt.cli import cli
 from gameadapt.host.registry import get_registry
-from gameadapt.train.tbevents import crc32c, read_scalars
 
 TINY = ["--meta-batch", "3", "--envs-per-task", "4", "--checkpoint-every", "2"]
 
@@ -27,6 +26,16 @@ def train(*args: str):
 
 def policy_state(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoint.pt", weights_only=True)["policy"]
+
+
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` as TensorBoard's own loader reads the run's ``tb/``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+            for tag in accumulator.Tags()["scalars"]}
 
 
 def returns(run: Path) -> list[tuple[float, float]]:
@@ -56,15 +65,26 @@ def test_train_writes_config_metrics_tensorboard_and_checkpoint(tmp_path: Path) 
     assert checkpoint["iteration"] == 3 and checkpoint["game"] == "pointnav"
     events = list((run / "tb").glob("events.out.tfevents.*"))
     assert len(events) == 1
-    scalars = [(step, value) for step, tag, value in read_scalars(events[0])
-               if tag == "train/pre_return"]
+    scalars = tensorboard_scalars(run)["train/pre_return"]
     assert [step for step, _ in scalars] == [0, 1, 2]
     assert [v for _, v in scalars] == pytest.approx([r["pre_return"] for r in rows], rel=1e-6)
     assert "post-adaptation" in result.output
 
 
-def test_crc32c_known_answer() -> None:
-    assert crc32c(b"123456789") == 0xE3069283
+def test_tensorboard_shows_every_step_once_after_a_resume(tmp_path: Path) -> None:
+    """A process that logged iteration 2 but died before checkpointing it: the resumed run
+    logs 2 again, and TensorBoard's loader shows each step once, with the new values."""
+    run = tmp_path / "run"
+    assert train("gridnav", "--iterations", "2", "--run-dir", str(run), *TINY).exit_code == 0
+    at_two = (run / "checkpoint.pt").read_bytes()
+    assert train("--resume", str(run), "--iterations", "3").exit_code == 0
+    (run / "checkpoint.pt").write_bytes(at_two)  # as if killed before the last checkpoint
+    assert train("--resume", str(run), "--iterations", "4").exit_code == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scalars = tensorboard_scalars(run)["train/pre_return"]
+    assert [step for step, _ in scalars] == [0, 1, 2, 3]
+    assert [v for _, v in scalars] == pytest.approx([r["pre_return"] for r in rows], rel=1e-6)
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 3
 
 
 def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path: Path) -> None:
@@ -374,8 +394,7 @@ def test_no_metric_value_crashes_the_logger(tmp_path: Path, huge_metrics_algorit
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["huge"] == 1e39 and row["tiny"] == -1e300  # exact in metrics.jsonl
     assert row["not_a_number"] != row["not_a_number"] and row["infinite"] == float("inf")
-    (events,) = (run / "tb").glob("events.out.tfevents.*")
-    logged = {tag: value for step, tag, value in read_scalars(events) if step == 1}
+    logged = {tag: dict(values)[1] for tag, values in tensorboard_scalars(run).items()}
     assert logged["train/huge"] == 3.4028234663852886e38  # clamped to float32's largest
     assert logged["train/tiny"] == -3.4028234663852886e38
     assert logged["train/not_a_number"] != logged["train/not_a_number"]

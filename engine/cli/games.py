@@ -9,9 +9,10 @@ import click
 
 from ..game import GameSpec, space_to_json
 from ..host.registry import get_registry
-from ..variants import SPLITS
+from ..tables import format_table
+from ..variants import SPLITS, as_split
 from .options import echo_json, json_option, resolve_variant, with_variant_options
-from .tables import format_table
+from .preview import play_random
 
 
 @click.group()
@@ -83,7 +84,7 @@ def _space_text(space: Any) -> str:
 def games_sample(game: str, split: str, count: int, seed: int, as_json: bool) -> None:
     """Draw variants from the train or held-out split (same seed, same variants)."""
     spec = get_registry().game(game)
-    variants = spec.variant_space.sample(split, count, seed)  # type: ignore[arg-type]
+    variants = spec.variant_space.sample(as_split(split), count, seed)
     if as_json:
         echo_json(variants)
         return
@@ -101,8 +102,6 @@ def games_sample(game: str, split: str, count: int, seed: int, as_json: bool) ->
 def games_play(game: str, assignments: tuple[str, ...], variant_file: Path | None, seed: int,
                steps: int) -> None:
     """Play a few random steps of a variant and render them as text."""
-    from .preview import play_random
-
     spec = get_registry().game(game)
     variant = resolve_variant(spec.variant_space, assignments, variant_file)
     play_random(spec, variant, seed=seed, steps=steps, echo=click.echo)

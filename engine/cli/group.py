@@ -32,7 +32,8 @@ class OneLineErrorGroup(click.Group):
                 result = super().main(args, prog_name, complete_var, standalone_mode=False,
                                       **extra)
             except _NoArgsIsHelp as exc:
-                click.echo(exc.ctx.get_help() if exc.ctx else self.get_help(click.Context(self)))
+                ctx = getattr(exc, "ctx", None)
+                click.echo(ctx.get_help() if ctx else self.get_help(click.Context(self)))
                 sys.exit(0)
             except GameadaptError as exc:
                 _fail(str(exc), getattr(exc, "exit_code", 1))
@@ -68,14 +69,6 @@ def _print_warnings_as_lines() -> None:
 
     warnings.showwarning = show
     warnings.simplefilter("always", GameadaptWarning)
-
-
-def _fail(message: str, code: int) -> None:
-    if debug_enabled():
-        traceback.print_exc()
-    first_line = " ".join(message.split("\n")).strip()
-    click.echo(f"Error: {first_line}", err=True)
-    sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..errors import GameadaptError
+from ..tables import to_json
 from ..variants import Variant, VariantSpace
-from .tables import to_json
 
 
 def echo_json(data: Any) -> None:

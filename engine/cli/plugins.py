@@ -23,8 +23,8 @@ from ..host.registry import (
     get_registry,
     reset_registry,
 )
+from ..tables import format_table
 from .options import echo_json, json_option
-from .tables import format_table
 
 
 @click.group()

@@ -37,6 +37,7 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
                   episodes: int, steps: int | None, eval_episodes: int, seed: int,
                   out_dir: Path) -> None:
     """Adapt a meta-trained RUN to one variant and save the adapted policy to OUT."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.adapt import adapt_policy
     from ..ship.sources import load_policy_source
 
@@ -76,6 +77,7 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
                  variant_file: Path | None, episodes: int, seed: int, render: bool,
                  sample: bool, adapt_online: bool) -> None:
     """Play an exported policy with ONNX Runtime only (no torch), greedily by default."""
+    # onnxruntime loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.play import load_policy, play
 
     policy = load_policy(policy_dir)
@@ -108,6 +110,7 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
 def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
                    with_adapter: bool, force: bool) -> None:
     """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.export import export_policy
 
     result = export_policy(source, out_dir, opset=opset, quantize=quantize,

@@ -11,7 +11,7 @@ import click
 from ..errors import GameadaptError
 from ..host.registry import get_registry
 from ..train.stopping import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
-from ..variants import SPLITS
+from ..variants import SPLITS, as_split
 from .options import echo_json, int_list, json_option
 from .progress import TrainProgress
 
@@ -60,6 +60,7 @@ def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
 def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
                      extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
     """The session of a run to continue; only ``--iterations`` and ``--device`` may change."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.runs import RunDir
     from ..train.session import load_session, make_config
 
@@ -83,6 +84,7 @@ def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
 def _new_session(game: str | None, run_dir: Path | None, config_file: Path | None,
                  extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
     """A new run from a config file, flags and ``-o`` options (flags win over the file)."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.runs import RunDir
     from ..train.session import load_config_file, make_config, start_run
 
@@ -134,6 +136,7 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
 
     The process is tuned for training first (torch threads, malloc: see train.tuning).
     """
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.trainer import train
     from ..train.tuning import tune_process
 
@@ -179,6 +182,7 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
                      baselines: str, seeds: str, plot: Path | None, fixed: tuple[str, ...],
                      as_json: bool) -> None:
     """Return before and after adaptation on held-out variants, vs baselines."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.evaluate import (
         EvalSettings,
         evaluate_run,
@@ -186,11 +190,12 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
         plot_results,
         require_pyplot,
     )
+    from ..train.runs import RunDir
     from ..train.tuning import tune_process
 
     if plot is not None:
         require_pyplot()
-    settings = EvalSettings(split, tasks, episodes, int_list(steps, "steps"),
+    settings = EvalSettings(as_split(split), tasks, episodes, int_list(steps, "steps"),
                             int_list(seeds, "seeds"), tuple(fixed))
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     for name in names:
@@ -201,7 +206,7 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
                f"the same variants, for comparison; {reason}")
         return train_with_progress(session, baseline_run, why)
 
-    tune_process("cpu")
+    tune_process(RunDir(run_path).read_config()["train"].get("device", "auto"))
     result = evaluate_run(run_path, settings, names,
                           progress=lambda m: click.echo(f"evaluating {m} ...", err=True),
                           train_baseline=train_baseline)

@@ -28,6 +28,7 @@ the full traceback of every failing plugin is printed to stderr when the plugins
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -166,7 +167,7 @@ class Registry:
         for module_name in builtins:
             info = PluginInfo(module_name.rsplit(".", 1)[-1], __version__, True, module_name,
                               BUILTIN_DISTRIBUTION)
-            self._add(info, lambda name=module_name: importlib.import_module(name))
+            self._add(info, functools.partial(importlib.import_module, module_name))
         allowed = _allowed_plugins()
         for ep in _entry_points(ENTRY_POINT_GROUP):
             if _is_allowed(ep, allowed):

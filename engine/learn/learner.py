@@ -158,8 +158,9 @@ UpdateRule = Callable[["Learner", MetaStep], dict[str, float]]
 """``rule(learner, step) -> stats``: changes ``step.params`` in place from one meta-batch."""
 
 
-class Learner(MetaAlgorithm):
-    """Shared skeleton of MAML, FOMAML, Reptile and the baselines (see the module doc).
+class Learner:
+    """Shared skeleton of MAML, FOMAML, Reptile and the baselines (see the module doc);
+    a :class:`~gameadapt.algorithm.MetaAlgorithm`.
 
     ``update`` is the algorithm's update rule; ``None`` means the shared parameters are
     never trained (``trains`` is False), as for the from-scratch baseline. ``first_order``
@@ -184,7 +185,7 @@ class Learner(MetaAlgorithm):
         """The resolved :class:`LearnerConfig` (``dataclasses.asdict``)."""
         return dataclasses.asdict(self.config)
 
-    def make_policy(self, observation_space: gymnasium.spaces.Box,
+    def make_policy(self, observation_space: gymnasium.spaces.Space,
                     action_space: gymnasium.spaces.Space) -> MLPPolicy:
         """A freshly initialised :class:`MLPPolicy` with the configured layers."""
         return MLPPolicy(observation_space, action_space, self.config.hidden_sizes,

@@ -44,7 +44,16 @@ class MLPPolicy(nn.Module):
     unbounded; :meth:`to_env_action` maps them to the env and clips them to the bounds.
     """
 
-    def __init__(self, observation_space: gymnasium.spaces.Box,
+    # buffers (register_buffer), declared for the type checker
+    action_center: torch.Tensor
+    action_scale: torch.Tensor
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+    obs_mean: torch.Tensor
+    obs_var: torch.Tensor
+    obs_count: torch.Tensor
+
+    def __init__(self, observation_space: gymnasium.spaces.Space,
                  action_space: gymnasium.spaces.Space, hidden_sizes: Sequence[int] = (64, 64),
                  init_log_std: float = 0.0, scale_actions: bool = True) -> None:
         super().__init__()
@@ -54,7 +63,7 @@ class MLPPolicy(nn.Module):
         self.obs_dim = int(math.prod(observation_space.shape))
         self.action_space = action_space
         self.discrete = isinstance(action_space, gymnasium.spaces.Discrete)
-        if self.discrete:
+        if isinstance(action_space, gymnasium.spaces.Discrete):
             self.action_dim = int(action_space.n)
         elif isinstance(action_space, gymnasium.spaces.Box) and len(action_space.shape) == 1:
             self.action_dim = int(action_space.shape[0])
@@ -105,7 +114,8 @@ class MLPPolicy(nn.Module):
         if names is None or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
             return self.head(self.body(x))
         linears = [self.get_submodule(name) for name in names]
-        layers = sigmoid_form([(linear.weight, linear.bias) for linear in linears])
+        layers = sigmoid_form([(_tensor(linear.weight), _tensor(linear.bias))
+                               for linear in linears])
         for weight, bias in layers[:-1]:
             x = torch.sigmoid(nn.functional.linear(x, weight, bias))
         return nn.functional.linear(x, *layers[-1])
@@ -199,6 +209,12 @@ def distribution_params(policy: MLPPolicy, params: Params, obs: torch.Tensor) ->
 def standardize(obs: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """``(obs - mean) / std`` clipped to +-10 (:meth:`MLPPolicy.normalize`)."""
     return ((obs - mean) / std).clamp(-NORMALIZED_OBS_CLIP, NORMALIZED_OBS_CLIP)
+
+
+def _tensor(value: object) -> torch.Tensor:
+    """``value`` as a tensor (a Linear's weight or bias; module attributes type as unions)."""
+    assert isinstance(value, torch.Tensor)
+    return value
 
 
 def tanh_mlp_linears(policy: MLPPolicy) -> list[str] | None:

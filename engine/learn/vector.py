@@ -71,7 +71,8 @@ class GymVectorGame:
     def reset(self, seed: int) -> torch.Tensor:
         """Reset env ``i`` with the seed of its global stream under ``seed``."""
         first = self.first_task * self.envs_per_task
-        seeds = [derive_seed(seed, first + i) for i in range(self.vector.num_envs)]
+        seeds: list[int | None] = [derive_seed(seed, first + i)
+                                   for i in range(self.vector.num_envs)]
         obs, _ = self.vector.reset(seed=seeds)
         self._obs = np.array(obs, dtype=np.float32)
         self._done[:] = False
@@ -249,7 +250,7 @@ def _native(spec: GameSpec, variants: Sequence[Variant], envs_per_task: int, dev
     if not hasattr(game, "agents"):
         game.agents = agents[0] if agents else ()
     if not callable(getattr(game, "close", None)):
-        game.close = _nothing
+        setattr(game, "close", _nothing)  # noqa: B010 - completing a plugin's object
     return game
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from ..algorithm import InnerLoop
 from ..learn.meta import TaskBatch, adapt, inner_loss
@@ -152,8 +153,6 @@ def example_data(policy: MLPPolicy, count: int, generator: torch.Generator | Non
 
 def trace_inner_step(policy: MLPPolicy) -> torch.fx.GraphModule:
     """The inner step as an aten-level FX graph with a symbolic sample count ``N``."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-
     names = [name for name, _ in policy.named_parameters()]
     weights = [value.detach().clone() for _, value in policy.named_parameters()]
     obs, actions, advantages = example_data(policy, 7, torch.Generator().manual_seed(0))

@@ -24,14 +24,7 @@ def dist_outputs(policy: MLPPolicy, dist: tuple[torch.Tensor, ...]) -> tuple[tor
     greedy = policy.greedy(dist)
     if policy.discrete:
         return greedy, dist[0]
-    to_env = getattr(policy, "to_env_action", None)
-    if to_env is not None:
-        action = to_env(greedy)
-    else:  # a policy without action scaling: clip the mean to the bounds
-        low = torch.as_tensor(policy.action_space.low, dtype=torch.float32)
-        high = torch.as_tensor(policy.action_space.high, dtype=torch.float32)
-        action = torch.clamp(greedy, low, high)
-    return action, dist[0], dist[1]
+    return policy.to_env_action(greedy), dist[0], dist[1]
 
 
 def reference_outputs(policy: MLPPolicy, params: dict[str, torch.Tensor],

@@ -28,11 +28,12 @@ from .sources import PolicySource
 
 def io_description(policy: MLPPolicy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``inputs`` and ``outputs`` entries of ``policy.onnx`` for the manifest."""
-    inputs = [{"name": "observation", "dtype": "float32", "shape": ["batch", policy.obs_dim],
+    inputs: list[dict[str, Any]] = [{"name": "observation", "dtype": "float32", "shape": ["batch", policy.obs_dim],
                "meaning": "raw observations, flattened, as the game's gymnasium view returns "
                           "them; normalisation (running mean/variance, clip to +-10) is "
                           "inside the graph"}]
     n = policy.action_dim
+    outputs: list[dict[str, Any]]
     if policy.discrete:
         outputs = [
             {"name": "action", "dtype": "int64", "shape": ["batch"],
@@ -71,19 +72,12 @@ def action_scaling(policy: MLPPolicy) -> dict[str, Any] | None:
     """``{center, scale, low, high}`` lists of a continuous policy (``None`` for discrete)."""
     if policy.discrete:
         return None
-    n = policy.action_dim
 
-    def values(name: str, default: float) -> list[float]:
-        tensor = getattr(policy, name, None)
-        if tensor is None:
-            if name in ("action_low", "action_high"):
-                space = policy.action_space
-                return [float(v) for v in (space.low if name == "action_low" else space.high)]
-            return [default] * n
-        return [float(v) for v in torch.as_tensor(tensor).expand(n).tolist()]
+    def values(tensor: torch.Tensor) -> list[float]:
+        return [float(v) for v in tensor.expand(policy.action_dim).tolist()]
 
-    return {"center": values("action_center", 0.0), "scale": values("action_scale", 1.0),
-            "low": values("action_low", -math.inf), "high": values("action_high", math.inf)}
+    return {"center": values(policy.action_center), "scale": values(policy.action_scale),
+            "low": values(policy.action_low), "high": values(policy.action_high)}
 
 
 def json_safe(value: Any) -> Any:

@@ -28,8 +28,9 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import onnx
 import torch
 from torch import nn
 
@@ -131,8 +132,6 @@ def to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[
     ``dynamic_shapes`` is for ``torch.export``, ``dynamic_axes`` for the legacy exporter.
     Raises a one-line :class:`GameadaptError` if no exporter reaches an opset <= ``opset``.
     """
-    import onnx
-
     started = time.perf_counter()
     problems = []
     try:
@@ -141,6 +140,8 @@ def to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[
             onnx_program = torch.onnx.export(program, (), input_names=list(inputs),
                                              output_names=list(outputs), opset_version=opset,
                                              dynamo=True, verbose=False, optimize=True)
+        if onnx_program is None:
+            raise GameadaptError("the dynamo exporter returned no program")
         model = name_dynamic_dims(strip_debug_info(onnx_program.model_proto), dynamic_axes)
         got = model_opset(model)
         if got <= opset:
@@ -152,7 +153,7 @@ def to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[
         try:
             buffer = io.BytesIO()
             with quiet(), torch.no_grad(), _no_torchscript_log():
-                torch.onnx.export(module, args, buffer, input_names=list(inputs),
+                torch.onnx.export(module, args, cast(Any, buffer), input_names=list(inputs),
                                   output_names=list(outputs), opset_version=opset,
                                   dynamo=False, dynamic_axes=dynamic_axes, verbose=False)
             model = strip_debug_info(onnx.load_from_string(buffer.getvalue()))

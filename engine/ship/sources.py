@@ -42,7 +42,9 @@ class PolicySource:
 
     @property
     def policy(self) -> MLPPolicy:
-        return self.session.policy
+        policy = self.session.policy
+        assert isinstance(policy, MLPPolicy)  # the one policy class the algorithms make
+        return policy
 
 
 def is_adapted(path: Path) -> bool:

@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from ..errors import GameadaptError, exception_line
-from ..game import GameSpec
+from ..game import GameSpec, flat_size
 from ..learn.policy import MLPPolicy, distribution_params, policy_params
 from ..variants import Variant
 from .adapter import WeightSpec, own_params, read_weights_blob, reference_inner_step
@@ -44,14 +47,10 @@ MAX_EPISODES = 200
 
 
 def onnxruntime_version() -> str:
-    import onnxruntime
-
     return str(onnxruntime.__version__)
 
 
 def onnx_version() -> str:
-    import onnx
-
     return str(onnx.__version__)
 
 
@@ -63,7 +62,7 @@ def collect_observations(spec: GameSpec, variant: Variant, count: int, seed: int
     With several ``agents`` (a shared multi-agent policy) the game's parallel env is played
     instead, random actions for every agent, and each of ``agents``' observations is kept.
     """
-    obs_dim = int(np.prod(spec.observation_space.shape))
+    obs_dim = flat_size(spec.observation_space)
     play = _parallel_episode if len(agents) > 1 else _single_episode
     collected: list[np.ndarray] = []
     episodes = 0
@@ -131,15 +130,11 @@ def far_out_observations(policy: MLPPolicy, count: int = FAR_OUT_SAMPLES, seed: 
 # -- ONNX Runtime ------------------------------------------------------------------------------
 def check_model(path: Path) -> None:
     """``onnx.checker.check_model`` with full shape inference (raises on an invalid file)."""
-    import onnx
-
     onnx.checker.check_model(str(path), full_check=True)
 
 
 def session(path: Path | bytes, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session."""
-    import onnxruntime
-
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
@@ -348,8 +343,6 @@ def measure_latency(path: Path | bytes, obs_dim: int, runs: int = 300, warmup: i
 def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: np.ndarray
                   ) -> dict[str, Any]:
     """``quantize_dynamic`` (int8 weights) to ``target``, with parity and latency."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # only for --quantize
-
     try:
         # 7-bit weights: x86 CPUs without VNNI (AVX2, e.g. this project's CI machines)
         # saturate the u8 x s8 products of full-range int8 weights (ONNX Runtime's

@@ -26,8 +26,10 @@ from ..errors import GameadaptError
 from ..game import GameSpec
 from ..host.registry import get_registry
 from ..learn.learner import evaluate_adaptation
+from ..learn.policy import MLPPolicy
 from ..learn.vector import make_batched_game
-from ..variants import SPLITS, Variant
+from ..tables import format_table
+from ..variants import SPLITS, Split, Variant
 from .runs import RunDir, RunError
 from .session import (
     Session,
@@ -63,7 +65,7 @@ class EvalSettings:
     ``rules.opponent=mirroring`` for one held-out opponent style).
     """
 
-    split: str = "test"
+    split: Split = "test"
     tasks: int = 40
     episodes: int = 20
     steps: tuple[int, ...] = (0, 1, 3)
@@ -154,15 +156,16 @@ def _train_fresh_baseline(config: TrainConfig, baseline_run: RunDir, record: dic
 
 def evaluate_session(session: Session, settings: EvalSettings) -> list[list[float]]:
     """Per seed, the mean return over tasks at each requested step count."""
-    spec = session.spec
+    spec, policy = session.spec, session.policy
+    assert isinstance(policy, MLPPolicy)  # the one policy class the algorithms make
     top = max(settings.steps)
     per_seed = []
     for seed in settings.seeds:
         variants = _variants(spec, settings, seed)
         with contextlib.closing(make_batched_game(spec, variants, settings.episodes,
                                                   session.device, session.agents)) as game:
-            returns = evaluate_adaptation(session.algorithm, session.policy, session.params,
-                                          game, seed, top)  # [top + 1, tasks]
+            returns = evaluate_adaptation(session.algorithm, policy, session.params, game,
+                                          seed, top)  # [top + 1, tasks]
         per_seed.append([returns[k].mean().item() for k in settings.steps])
     return per_seed
 
@@ -170,7 +173,7 @@ def evaluate_session(session: Session, settings: EvalSettings) -> list[list[floa
 def _variants(spec: GameSpec, settings: EvalSettings, seed: int) -> list[Variant]:
     """The evaluated variants of one seed (with the ``fixed`` assignments applied)."""
     return [spec.variant_space.parse_assignments(settings.fixed, variant) for variant
-            in spec.variant_space.sample(settings.split, settings.tasks, seed)]  # type: ignore[arg-type]
+            in spec.variant_space.sample(settings.split, settings.tasks, seed)]
 
 
 def _cuda_devices(device: torch.device) -> list[torch.device]:
@@ -234,8 +237,6 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
 
 def format_results(result: dict[str, Any]) -> str:
     """A terminal table: one row per method, one column per step count."""
-    from ..cli.tables import format_table
-
     steps = result["steps"]
     headers = ["method"] + [("before" if k == 0 else f"after {k} step" + ("s" if k > 1 else ""))
                             for k in steps]
@@ -256,14 +257,13 @@ def format_results(result: dict[str, Any]) -> str:
 
 def require_pyplot() -> Any:
     """matplotlib's pyplot (Agg backend), or a one-line error if it is not installed."""
-    try:
+    try:  # matplotlib takes a while to import: only when a plot is asked for
         import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise GameadaptError("--plot needs matplotlib, a dependency of gameadapt that is "
                              "missing here: pip install matplotlib") from None
+    matplotlib.use("Agg")
     return plt
 
 

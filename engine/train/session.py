@@ -26,7 +26,7 @@ from ..game import GameSpec
 from ..hashrandom import derive_seed
 from ..host.registry import get_registry
 from ..learn.policy import policy_params, resolve_device
-from ..variants import SPLITS, Variant
+from ..variants import SPLITS, Split, Variant
 from .checkpoint import load_checkpoint
 from .runs import RunDir, RunError
 from .spacecheck import check_game_views
@@ -41,7 +41,7 @@ class TrainConfig:
     iterations: int = 100
     meta_batch: int = 20
     envs_per_task: int = 20
-    variant_split: str = "train"
+    variant_split: Split = "train"
     device: str = "auto"
     seed: int = 0
     checkpoint_every: int = 5
@@ -105,7 +105,7 @@ def iteration_seed(seed: int, iteration: int) -> int:
 def iteration_variants(config: TrainConfig, spec: GameSpec, iteration: int) -> list[Variant]:
     """The meta-batch of variants that ``iteration`` trains on."""
     seed = iteration_seed(config.seed, iteration)
-    return spec.variant_space.sample(config.variant_split, config.meta_batch, seed)  # type: ignore[arg-type]
+    return spec.variant_space.sample(config.variant_split, config.meta_batch, seed)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import PluginError
-from ..game import GameSpec, space_to_json
+from ..game import GameSpec, flat_size, space_to_json
 from ..host.registry import describe_failure, get_registry
 from ..learn.vector import make_batched_game
 from ..variants import Variant
@@ -28,7 +28,8 @@ def check_game_views(spec: GameSpec, variant: Variant, device: Any = "cpu",
                      agents: Sequence[str] = ()) -> None:
     """Raise :class:`PluginError` unless ``spec``'s views return what its spaces declare."""
     where = _where(spec)
-    _check_supported(spec, where)
+    observations = _observation_box(spec, where)
+    _check_action_space(spec, where)
     env = _call(where, "make_env", lambda: spec.make_env(variant))
     try:
         for what, declared, actual in (("observation", spec.observation_space,
@@ -38,14 +39,14 @@ def check_game_views(spec: GameSpec, variant: Variant, device: Any = "cpu",
                 raise PluginError(f"{where} declares the {what} space {describe_space(declared)}"
                                   f" but its env has {describe_space(actual)}")
         observation, _ = _call(where, "reset()", lambda: env.reset(seed=0))
-        _check_value(where, "reset()", spec.observation_space, observation)
+        _check_value(where, "reset()", observations, observation)
         action = fixed_action(spec.action_space)
         observation, *_ = _call(where, "step()", lambda: env.step(action))
-        _check_value(where, "step()", spec.observation_space, observation)
+        _check_value(where, "step()", observations, observation)
     finally:
         env.close()
     if spec.make_batched is not None:
-        _check_batched(spec, variant, device, tuple(agents), where)
+        _check_batched(spec, variant, device, tuple(agents), where, observations.shape[0])
 
 
 def _where(spec: GameSpec) -> str:
@@ -54,13 +55,18 @@ def _where(spec: GameSpec) -> str:
     return f"game {spec.id!r} of {owner}"
 
 
-def _check_supported(spec: GameSpec, where: str) -> None:
+def _observation_box(spec: GameSpec, where: str) -> gymnasium.spaces.Box:
+    """The declared observation space, if policies can take it (a flat float Box)."""
     obs = spec.observation_space
     if not (isinstance(obs, gymnasium.spaces.Box) and len(obs.shape) == 1
             and np.issubdtype(obs.dtype, np.floating)):
         raise PluginError(f"{where} declares the observation space {describe_space(obs)}; "
                           f"gameadapt policies take a flat float Box of shape (n,) (flatten "
                           f"or encode images and dicts in the plugin)")
+    return obs
+
+
+def _check_action_space(spec: GameSpec, where: str) -> None:
     act = spec.action_space
     if not (isinstance(act, gymnasium.spaces.Discrete)
             or (isinstance(act, gymnasium.spaces.Box) and len(act.shape) == 1)):
@@ -72,7 +78,8 @@ def fixed_action(space: gymnasium.spaces.Space) -> Any:
     """A valid action that draws no randomness (the spec's space is shared)."""
     if isinstance(space, gymnasium.spaces.Box):
         return np.clip(np.zeros(space.shape, space.dtype), space.low, space.high)
-    return int(space.start)  # Discrete (checked before)
+    assert isinstance(space, gymnasium.spaces.Discrete)  # (checked before)
+    return int(space.start)
 
 
 def _check_value(where: str, call: str, space: gymnasium.spaces.Box, value: Any) -> None:
@@ -84,19 +91,18 @@ def _check_value(where: str, call: str, space: gymnasium.spaces.Box, value: Any)
 
 
 def _check_batched(spec: GameSpec, variant: Variant, device: Any, agents: tuple[str, ...],
-                   where: str) -> None:
+                   where: str, obs_dim: int) -> None:
     rows = len(agents) if spec.is_multi_agent else 1
     game = _call(where, "make_batched", lambda: make_batched_game(spec, [variant], 1, device,
                                                                   agents or None))
     try:
-        obs_dim = spec.observation_space.shape[0]
         observation = _call(where, "the batched reset()", lambda: game.reset(0))
         _check_tensor(where, "the batched reset()", "observation", observation,
                       (1, rows, obs_dim), torch.float32)
         if spec.is_discrete:
             action = torch.zeros((1, rows), dtype=torch.long, device=device)
         else:
-            action = torch.zeros((1, rows, spec.action_space.shape[0]), device=device)
+            action = torch.zeros((1, rows, flat_size(spec.action_space)), device=device)
         result = _call(where, "the batched step()", lambda: game.step(action))
         _check_tensor(where, "the batched step()", "observation", result.observation,
                       (1, rows, obs_dim), torch.float32)

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..learn.vector import make_batched_game
 from .checkpoint import save_checkpoint
+from .metrics import MetricsSink
 from .runs import RunDir
 from .session import Session, iteration_seed, iteration_variants
-from .tbevents import ScalarWriter
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], str | None]  # the reason to stop now, or None to go on
@@ -35,14 +35,11 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
     session.stopped = None
     if session.iteration >= config.iterations:
         return session
-    run.truncate_metrics(session.iteration)
-    writer = ScalarWriter(run.tensorboard_dir)
+    sink = MetricsSink(run, session.iteration, config.to_json())
     try:
         while session.iteration < config.iterations:
             row = _train_iteration(session)
-            run.append_metrics([row])
-            writer.add_scalars(session.iteration,
-                               {f"train/{k}": float(v) for k, v in row.items() if k != "iteration"})
+            sink.write(row)
             session.iteration += 1
             reason = should_stop() if should_stop is not None else None
             if reason is not None or session.iteration % config.checkpoint_every == 0 or \
@@ -54,7 +51,7 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
                 session.stopped = reason
                 break
     finally:
-        writer.close()
+        sink.close()
     run.record_progress(session.iteration, session.stopped)
     return session
 

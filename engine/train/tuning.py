@@ -19,6 +19,10 @@ import ctypes.util
 import os
 from typing import Any
 
+import torch
+
+from ..learn.policy import resolve_device
+
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 THRESHOLD_BYTES = 1 << 30  # 1 GiB: larger blocks still use mmap
@@ -54,15 +58,11 @@ THREADS_ENV = "GAMEADAPT_TORCH_THREADS"
 
 def set_cpu_threads(device: Any) -> None:
     """Use one torch thread on CPU (``GAMEADAPT_TORCH_THREADS`` overrides)."""
-    import torch  # here, so that importing this module stays cheap
-
     if torch.device(device).type == "cpu":
         torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
 
 
 def tune_process(device: Any) -> None:
     """Both settings, for a job on ``device`` (``"auto"`` picks CUDA when present)."""
-    from ..learn.policy import resolve_device  # imports torch
-
     tune_malloc()
     set_cpu_threads(resolve_device(str(device)))

@@ -16,7 +16,7 @@ import gymnasium
 from gameadapt import hookimpl
 from gameadapt.game import BatchedGame, GameSpec
 
-from .dynamics import AGENTS, LEARNER, VARIANT_SPACE
+from .dynamics import AGENTS, LEARNER, MAX_TIME_LIMIT, VARIANT_SPACE
 from .env import DuelParallelEnv, action_space, observation_space
 
 GAME_ID = "duel"
@@ -25,7 +25,7 @@ DESCRIPTION = ("Attacker against defender on a walled grid with a flag in each t
                "attacker scores by reaching a flag, the defender by tagging it first; variants "
                "change the arena, the defender's scripted style (held-out styles at test time), "
                "its speed, the view radius, rewards and time limit.")
-MAX_EPISODE_STEPS = VARIANT_SPACE.by_name["time_limit"].domain.high
+MAX_EPISODE_STEPS = MAX_TIME_LIMIT
 
 __all__ = ["AGENTS", "DESCRIPTION", "GAME_ID", "GYM_ID", "LEARNER", "VARIANT_SPACE",
            "DuelParallelEnv", "make_batched", "make_env", "make_parallel_env", "opponent",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from gameadapt.batched import batch_stream_keys, checked_actions, keep_ended
 from gameadapt.game import BatchedStep
-from gameadapt.variants import Variant
 
 from . import dynamics
 from .dynamics import AGENTS, ATTACKER, DEFENDER, LEARNER, VARIANT_SPACE
@@ -41,7 +40,7 @@ class BatchedDuel:
     (all rows of an env end together).
     """
 
-    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any,
+    def __init__(self, variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
                  agents: Sequence[str] = (LEARNER,), first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedDuel needs at least one variant")

@@ -41,6 +41,7 @@ TEST_OPPONENTS = OPPONENTS[3:]  # held-out styles
 MIN_SIZE, MAX_SIZE = 7, 11
 PADDED = MAX_SIZE + 2  # padded wall grids have a one-cell wall border
 
+MAX_TIME_LIMIT = 100  # the longest episode of any variant
 VARIANT_SPACE = VariantSpace([
     Param("seed", "level", IntRange(0, 999_999), 0, "arena generator seed",
           train=IntRange(0, 9_999), test=IntRange(10_000, 19_999)),
@@ -66,7 +67,8 @@ VARIANT_SPACE = VariantSpace([
     Param("progress_reward", "rules", FloatRange(0.0, 1.0), 0.05,
           "attacker's reward per step times the decrease of its BFS distance to the nearer "
           "flag (dense shaping)"),
-    Param("time_limit", "rules", IntRange(5, 100), 30, "steps before the episode is truncated"),
+    Param("time_limit", "rules", IntRange(5, MAX_TIME_LIMIT), 30,
+          "steps before the episode is truncated"),
 ])
 
 

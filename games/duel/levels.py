@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from ..gridnav.levels import Cell, distance_map
+from gameadapt.grids import Cell, distance_map
 
 MAX_ATTEMPTS = 1000
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from gameadapt.batched import batch_stream_keys, checked_actions, keep_ended
 from gameadapt.game import BatchedStep
-from gameadapt.variants import Variant
 
 from . import dynamics
 from .dynamics import VARIANT_SPACE
@@ -24,7 +23,7 @@ class BatchedGridNav:
 
     agents: tuple[str, ...] = ()  # single-agent
 
-    def __init__(self, variants: Sequence[Variant], envs_per_task: int, device: Any,
+    def __init__(self, variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
                  first_task: int = 0) -> None:
         if not variants:
             raise ValueError("BatchedGridNav needs at least one variant")

@@ -42,6 +42,7 @@ def make_batched(variants: Sequence[Variant], envs_per_task: int, device: Any = 
 
 def _spec() -> GameSpec:
     probe = PointNavEnv()
+    assert isinstance(probe.observation_space, gymnasium.spaces.Box)
     return GameSpec(
         id="pointnav",
         description="MAML's 2D navigation: move a point to an unseen goal in [-0.5, 0.5]^2 "

@@ -64,7 +64,7 @@ class BatchedPointNav:
 
     def step(self, action: torch.Tensor) -> BatchedStep:
         """Move every live agent; ended envs keep their position and get reward 0."""
-        if self.position is None:
+        if self.position is None or self.steps is None or self.done is None:
             raise RuntimeError("call reset() before step()")
         expected = (self.num_tasks, self.envs_per_task, 2)
         if tuple(action.shape) != expected:
