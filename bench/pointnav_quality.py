@@ -23,7 +23,7 @@ import torch
 from gameadapt.host.registry import get_registry
 from gameadapt.learn.learner import evaluate_adaptation
 from gameadapt.learn.policy import policy_params, resolve_device
-from gameadapt.learn.rollout import make_batched_game
+from gameadapt.learn.vector import make_batched_game
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,7 +58,7 @@ def main() -> None:
     optimizer = algorithm.make_optimizer(params)
     held_out = make_batched_game(spec, spec.variant_space.sample("test", args.eval_tasks, seed=0),
                                  args.envs, device)
-    print(f"# algo={args.algo} seed={args.seed} options={algorithm.config}", flush=True)
+    print(f"# algo={args.algo} seed={args.seed} options={algorithm.options()}", flush=True)
     print(f"{'iteration':>9} {'seconds':>8} {'pre':>8} {'post':>8}", flush=True)
 
     def report(iteration: int, seconds: float) -> None:

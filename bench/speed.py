@@ -42,9 +42,10 @@ import numpy as np
 import torch
 from gameadapt.errors import GameadaptError
 from gameadapt.host.registry import get_registry
-from gameadapt.learn.learner import Learner, detached
-from gameadapt.learn.meta import outer_loss, reference_adapt, reference_meta_gradient
-from gameadapt.learn.policy import expand_params, policy_params, resolve_device
+from gameadapt.learn.learner import Learner
+from gameadapt.learn.meta import MetaBatch, outer_loss
+from gameadapt.learn.policy import detached, expand_params, policy_params, resolve_device
+from gameadapt.learn.reference import reference_adapt, reference_meta_gradient
 from gameadapt.learn.rollout import sample_episodes
 from gameadapt.train.tuning import DISABLE_ENV, tune_malloc
 
@@ -106,14 +107,14 @@ def maml_setup(tasks: int, envs: int, options: dict | None = None, device: str =
 def bench_maml(tasks: int, envs: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     """Meta-gradient and full meta-iteration, vmap vs per-task loop."""
     learner, policy, params, game, task_games, pre, post = maml_setup(tasks, envs, None, device)
-    lr = learner.config.inner_lr
+    inner, surrogate = learner.inner_loop, learner.surrogate
 
     def vmap_gradient() -> None:
-        loss, _ = outer_loss(policy, params, pre, post, lr)
+        loss, _ = outer_loss(policy, params, MetaBatch(pre, post), inner, surrogate)
         torch.autograd.grad(loss, list(params.values()))
 
     def loop_gradient() -> None:
-        reference_meta_gradient(policy, params, pre, post, lr)
+        reference_meta_gradient(policy, params, MetaBatch(pre, post), inner, surrogate)
 
     def trainer_iteration(epochs: int) -> Callable[[], None]:
         """The trainer's meta-iteration on a fresh copy of the policy (same data every call)."""
@@ -134,10 +135,11 @@ def bench_maml(tasks: int, envs: int, repeats: int, device: str = "cpu") -> dict
         and the meta-gradient as per-task loops."""
         shared = detached(params)
         batch = learner.task_batch(sample_episodes(game, policy, expand_params(shared, tasks), 3))
-        adapted = reference_adapt(policy, params, batch, lr)
+        adapted = reference_adapt(policy, params, batch, inner)
         stacked = {name: torch.stack([task[name].detach() for task in adapted]) for name in params}
         task_post = learner.task_batch(sample_episodes(game, policy, stacked, 4))
-        reference_meta_gradient(policy, params, batch, task_post, lr, adapted=adapted)
+        reference_meta_gradient(policy, params, MetaBatch(batch, task_post), inner, surrogate,
+                                adapted=adapted)
 
     def task_by_task_iteration() -> None:
         """The same meta-iteration one task at a time, as code without batching over tasks
@@ -147,11 +149,11 @@ def bench_maml(tasks: int, envs: int, repeats: int, device: str = "cpu") -> dict
         for task_game in task_games:
             batch = learner.task_batch(sample_episodes(task_game, policy,
                                                        expand_params(shared, 1), 3))
-            adapted = reference_adapt(policy, params, batch, lr)
+            adapted = reference_adapt(policy, params, batch, inner)
             one = {name: value.detach().unsqueeze(0) for name, value in adapted[0].items()}
             task_post = learner.task_batch(sample_episodes(task_game, policy, one, 4))
-            for name, value in reference_meta_gradient(policy, params, batch, task_post, lr,
-                                                       adapted=adapted).items():
+            for name, value in reference_meta_gradient(policy, params, MetaBatch(batch, task_post),
+                                                       inner, surrogate, adapted=adapted).items():
                 total[name] += value / tasks
 
     iterations = seconds(trainer_iteration(1), repeats)

@@ -21,6 +21,8 @@ from gameadapt.ship import export, formats, onnx_export, onnxpolicy
 from gameadapt.ship import verify as verify_export
 from gameadapt.ship.sources import load_policy_source
 
+pytestmark = pytest.mark.slow  # every test exports ONNX files and runs ONNX Runtime
+
 MANIFEST_KEYS = {
     "format", "game", "variant", "observation_space", "action_space", "action_semantics",
     "inputs", "outputs", "opset", "engine_version", "torch_version", "onnxruntime_version",

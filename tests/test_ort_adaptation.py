@@ -21,6 +21,8 @@ from gameadapt.learn.policy import expand_params, greedy_action, policy_params
 from gameadapt.ship.onnxpolicy import OnnxPolicy, reward_to_go_advantages
 from gameadapt.ship.sources import load_policy_source
 
+pytestmark = pytest.mark.slow  # trains, exports and adapts with ONNX Runtime
+
 HELD_OUT_GOALS = [(0.4, -0.4), (-0.45, 0.3), (-0.3, -0.3)]
 
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # builds and installs the package with pip
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -23,6 +23,8 @@ from gameadapt.ship.onnxpolicy import OnnxPolicy, PolicyLoadError, reward_to_go_
 from gameadapt.ship.play import play
 from gameadapt.ship.sources import load_policy_source
 
+pytestmark = pytest.mark.slow  # the module exports two trained runs first
+
 GAMES = ("gridnav", "pointnav")
 ONNXPOLICY_FILE = Path(__file__).resolve().parents[1] / "engine" / "ship" / "onnxpolicy.py"
 

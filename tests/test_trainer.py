@@ -98,6 +98,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path: Path) ->
     assert json.loads((split / "config.json").read_text())["train"]["iterations"] == 4
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_bit_identical(tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = ["gridnav", "--iterations", "8", "--meta-batch", "3", "--envs-per-task", "4",
@@ -246,6 +247,7 @@ def test_bad_evaluation_input_is_one_line(args: list[str], message: str, tmp_pat
 
 
 # -- stopping early: Ctrl-C, time budgets; baselines trained for the completed iterations ----
+@pytest.mark.slow
 def test_ctrl_c_saves_the_last_completed_iteration_and_resumes_bit_identical(tmp_path: Path
                                                                              ) -> None:
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
@@ -344,6 +346,7 @@ def test_evaluate_refuses_a_run_without_a_checkpoint(tmp_path: Path) -> None:
     assert not (run / "baselines").exists()
 
 
+@pytest.mark.slow
 def test_training_without_a_terminal_prints_a_plain_progress_line_at_a_steady_rate(
         tmp_path: Path) -> None:
     def progress_lines(seconds: str, run: Path) -> list[str]:
@@ -399,3 +402,28 @@ def test_no_metric_value_crashes_the_logger(tmp_path: Path, huge_metrics_algorit
     assert logged["train/tiny"] == -3.4028234663852886e38
     assert logged["train/not_a_number"] != logged["train/not_a_number"]
     assert logged["train/infinite"] == float("inf")
+
+
+def test_library_training_and_evaluation_leave_the_process_alone(tmp_path: Path) -> None:
+    """``train()`` and ``evaluate_run()`` change neither torch's threads nor its random state
+    (the CLI and the bench tune the process; the library seeds inside ``fork_rng``)."""
+    from gameadapt.train.evaluate import EvalSettings, evaluate_run
+    from gameadapt.train.runs import RunDir
+    from gameadapt.train.session import make_config, start_run
+    from gameadapt.train.trainer import train as train_loop
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(1234)
+        state = torch.get_rng_state()
+        run = RunDir(tmp_path / "run")
+        config = make_config({"game": "pointnav", "iterations": 1, "meta_batch": 2,
+                              "envs_per_task": 2, "device": "cpu"})
+        train_loop(start_run(config, run), run)
+        evaluate_run(run.path, EvalSettings(tasks=2, episodes=2, steps=(0, 1), seeds=(0,)),
+                     ["pretrain"])
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.get_rng_state(), state)
+    finally:
+        torch.set_num_threads(threads)

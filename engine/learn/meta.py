@@ -179,12 +179,11 @@ def _column_major_weights(params: Params) -> Params:
     column-major one as ``xᵀ g``. For square hidden layers column-major wins: with ``gᵀ x``
     the derivative with respect to ``g`` in the outer (second-order) backward comes out
     transposed (``[M, features, N]`` in memory) and makes the elementwise ops and ``bmm`` that
-    read it strided (the meta-gradient about 15-20 % slower). For a layer with few outputs
-    (a 2-action head) MKL's batched matmul is slow when the product's last dimension is that
-    small (``xᵀ g`` as ``[64, N] @ [N, 2]``: 1.5-2 ms against 0.2 ms for ``[2, N] @ [N, 64]``
-    at the pointnav setting), so such weights keep the row-major order. Only second order
-    gains (first order has no outer backward through the inner step, and is a little faster
-    row-major).
+    read it strided. For a layer with few outputs (a 2-action head) MKL's batched matmul is
+    slow when the product's last dimension is that small (``xᵀ g`` as ``[64, N] @ [N, 2]``), so
+    such weights keep the row-major order. Only second order gains (first order has no outer
+    backward through the inner step, and is a little faster row-major). The timings behind
+    this are in ``docs/performance.md`` ("Measured reasons behind code choices").
     """
     return {name: value.mT.contiguous().mT
             if value.dim() == 3 and value.shape[1] >= value.shape[2] else value

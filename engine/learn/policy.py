@@ -234,10 +234,11 @@ def sigmoid_form(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]
     ``tanh(z) = 2σ(2z) − 1``: a hidden layer outputs ``s = σ(2z)`` instead of ``tanh(z)`` (its
     weight and bias doubled), and the next layer takes ``2s − 1`` by folding it into its own
     parameters, ``W(2s − 1) + b = (2W)s + (b − W·1)``. The network computes the same function
-    (to float rounding, about 1e-7), but its only elementwise op per hidden layer is
-    ``sigmoid``, which torch's CPU kernels run about 6x faster than ``tanh`` (and ``tanh``
-    written as ``2σ(2x) − 1`` costs three more passes over the activations). The rewrite is
-    differentiable and works on per-task ``[M, out, in]`` / ``[M, out]`` stacks as well.
+    (to float rounding), but its only elementwise op per hidden layer is ``sigmoid``, which
+    torch's CPU kernels run much faster than ``tanh`` (``docs/performance.md``, "Measured
+    reasons behind code choices"; ``tanh`` written as ``2σ(2x) − 1`` costs three more passes
+    over the activations). The rewrite is differentiable and works on per-task
+    ``[M, out, in]`` / ``[M, out]`` stacks as well.
     """
     rewritten = []
     for index, (weight, bias) in enumerate(layers):

@@ -1,6 +1,6 @@
 """torch -> ONNX: the exporters, their opsets, and the proto surgery on what they return.
 
-Opsets (measured with torch 2.13, onnx 1.23, onnxscript 0.7, onnxruntime 1.32):
+Opsets (as torch 2.13, onnx 1.23, onnxscript 0.7 and onnxruntime 1.32 behave):
 
 * The exporter is ``torch.export`` + ``torch.onnx.export(dynamo=True)``. Its native opset
   is 18 (up to 21 here); for 15-17 it converts the graph down with the onnxscript/onnx version
@@ -82,7 +82,8 @@ def model_opset(model: Any) -> int:
 def strip_debug_info(model: Any) -> Any:
     """Drop the exporter's per-node stack traces, FX names and graph signature.
 
-    They hold local source paths, are not needed to run the graph and make it ~40 % larger.
+    They hold local source paths and are not needed to run the graph (they make it much
+    larger: ``docs/performance.md``).
     """
     for graph in [model.graph, *(f for f in model.functions)]:
         for node in graph.node:

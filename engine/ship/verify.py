@@ -10,7 +10,7 @@
   in ``action_ties`` but cannot fail the export).
 * ``policy.int8.onnx``: every float output within :data:`INT8_TOLERANCE` of PyTorch, or
   within that fraction of the output's largest magnitude when larger than 1 (dynamic int8
-  quantisation of the weights and activations typically errs by about 1 %); discrete action
+  quantisation of the weights and activations errs by a little: ``docs/performance.md``); discrete action
   agreement is reported, not required.
 * Latency: the median wall time of ``InferenceSession.run`` on the CPU provider with one
   intra-op thread, for a batch of 1 and of 64 observations.
