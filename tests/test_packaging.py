@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +16,26 @@ pytestmark = pytest.mark.slow  # builds and installs the package with pip
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def source_copy(folder: Path) -> Path:
+    """What a clean checkout holds for the build (no stale ``build/`` from an earlier one)."""
+    folder.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, folder / name)
+    for name in ("engine", "games", "plugins"):
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
 def test_pip_install_builds_the_three_packages_and_the_entry_points(tmp_path: Path) -> None:
     target = tmp_path / "site"
+    source = source_copy(Path(tmp_path / "src"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
-         "--target", str(target), str(ROOT)],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, check=False, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
-    assert (target / "gameadapt" / "registry.py").is_file()
+    assert (target / "gameadapt" / "host" / "registry.py").is_file()
+    assert (target / "gameadapt" / "ship" / "onnxpolicy.py").is_file()
     assert (target / "gameadapt" / "games" / "gridnav" / "dynamics.py").is_file()
     assert (target / "gameadapt" / "plugins" / "maml.py").is_file()
     assert not (target / "engine").exists() and not (target / "games").exists()

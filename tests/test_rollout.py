@@ -141,3 +141,67 @@ def test_gymnasium_vector_adapter_replays_single_envs() -> None:
             break
         torch.testing.assert_close(result.observation[0, 1], torch.as_tensor(obs))
     assert bool(result.terminated[0, 1]) == terminated
+
+
+@pytest.mark.parametrize(("game_id", "agents", "fixed"), [
+    ("gridnav", (), ()), ("cartpole", (), ()),
+    ("duel", ("attacker",), ("rules.defender_speed=0.5",)),  # the scripted defender's dice
+    ("duel", ("attacker", "defender"), ()),  # no randomness left: the replay only
+])
+def test_a_slice_of_a_meta_batch_replays_its_tasks_streams(game_id: str, agents: tuple,
+                                                           fixed: tuple) -> None:
+    """A batch of tasks 2..3 made with ``first_task=2`` steps exactly like tasks 2..3 of the
+    whole batch (the random streams follow the global task index)."""
+    from gameadapt.host.registry import get_registry
+
+    spec = get_registry().game(game_id)
+    variants = [spec.variant_space.parse_assignments(fixed, v)
+                for v in spec.variant_space.sample("train", 5, seed=4)]
+    whole = make_batched_game(spec, variants, 3, "cpu", agents or None)
+    part = make_batched_game(spec, variants[2:4], 3, "cpu", agents or None, first_task=2)
+    other = make_batched_game(spec, variants[2:4], 3, "cpu", agents or None)
+    try:
+        obs_whole, obs_part, obs_other = whole.reset(7), part.reset(7), other.reset(7)
+        torch.testing.assert_close(obs_part, obs_whole[2:4], rtol=0, atol=0)
+        differs = not torch.equal(obs_other, obs_whole[2:4])
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(12):
+            if spec.is_discrete:
+                action = torch.randint(0, int(spec.action_space.n), obs_whole.shape[:2],
+                                       generator=generator)
+            else:
+                action = torch.rand(*obs_whole.shape[:2], spec.action_space.shape[0],
+                                    generator=generator)
+            step_whole, step_part = whole.step(action), part.step(action[2:4])
+            step_other = other.step(action[2:4])
+            for got, want in zip(step_part, step_whole):
+                torch.testing.assert_close(got, want[2:4], rtol=0, atol=0)
+            differs = differs or not torch.equal(step_other.observation,
+                                                 step_whole.observation[2:4])
+        if len(agents) < 2:
+            assert differs, "without first_task the slice should draw other streams"
+    finally:
+        for game in (whole, part, other):
+            game.close()
+
+
+def test_the_parallel_env_loop_replays_a_slices_streams_too() -> None:
+    """:class:`ParallelVectorGame` (PettingZoo envs in a Python loop) honours ``first_task``."""
+    from gameadapt.host.registry import get_registry
+    from gameadapt.learn.vector import ParallelVectorGame
+
+    spec = get_registry().game("duel")
+    variants = [spec.variant_space.parse_assignments(["rules.defender_speed=0.5"], v)
+                for v in spec.variant_space.sample("train", 4, seed=1)]
+    whole = ParallelVectorGame(spec, variants, 2, "cpu", ("attacker",))
+    part = ParallelVectorGame(spec, variants[1:3], 2, "cpu", ("attacker",), first_task=1)
+    try:
+        torch.testing.assert_close(part.reset(3), whole.reset(3)[1:3], rtol=0, atol=0)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(10):
+            action = torch.randint(0, 5, (4, 2), generator=generator)
+            for got, want in zip(part.step(action[1:3]), whole.step(action)):
+                torch.testing.assert_close(got, want[1:3], rtol=0, atol=0)
+    finally:
+        whole.close()
+        part.close()

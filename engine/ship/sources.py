@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import GameadaptError
+from ..errors import GameadaptError, exception_line
 from ..files import atomic_write_json
 from ..game import GameSpec
 from ..host.registry import get_registry
@@ -108,7 +108,7 @@ def _load_adapted(path: Path) -> PolicySource:
         session.policy.load_state_dict(payload["policy"])
     except RuntimeError as exc:
         raise GameadaptError(f"{path / ADAPTED_CHECKPOINT} does not fit the game's policy "
-                             f"({str(exc).splitlines()[0][:120]})") from None
+                             f"({exception_line(exc)[:160]})") from None
     variant = spec.variant_space.validate(payload["variant"])
     providers = payload.get("providers") or current_providers(config.game, config.algorithm)
     return PolicySource("adapted", path, spec, session, variant, dict(payload["provenance"]),

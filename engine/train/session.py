@@ -21,7 +21,7 @@ import torch
 
 from .. import __version__
 from ..algorithm import AlgorithmSpec, MetaAlgorithm
-from ..errors import GameadaptError
+from ..errors import GameadaptError, exception_line
 from ..game import GameSpec
 from ..hashrandom import derive_seed
 from ..host.registry import get_registry
@@ -183,7 +183,7 @@ def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
             session.optimizer.load_state_dict(payload["optimizer"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise RunError(f"checkpoint {run.checkpoint_path} does not fit this run's policy "
-                           f"({str(exc).splitlines()[0][:120]})") from None
+                           f"({exception_line(exc)[:160]})") from None
         session.iteration = int(payload["iteration"])
     return session
 
