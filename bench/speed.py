@@ -16,12 +16,18 @@ Prints, all measured in this one run (medians over repeats):
 2. env steps/s of batched gridnav, pointnav and duel (the attacker's rows, scripted defender)
    at 20x20 and 1000x100 (tasks x envs) vs the same game's gymnasium view stepped through
    ``gymnasium.vector.SyncVectorEnv``, and the ratio;
-3. the meta-iteration again in a child process without the malloc tuning, and the ratio.
+3. the ``rl2`` training iteration (one trial of 2 episodes per env, 4 PPO epochs with
+   backpropagation through time) at the gridnav and pointnav settings, GRU widths 128 and
+   256, with its env steps/s, next to the reference measured in the same run: the same
+   two rounds of the batched game played by the MLP policy of ``maml`` (so the ratio is the
+   recurrent policy's cost in the rollout), and the ratio of the two widths;
+4. the meta-iteration again in a child process without the malloc tuning, and the ratio.
 
 Usage::
 
     python bench/speed.py                  # about 3 minutes on 2 CPU cores
     python bench/speed.py --quick          # fewer repeats
+    python bench/speed.py --only rl2       # just the rl2 section
     python bench/speed.py --device cuda    # MAML and batched games on the GPU (the
                                            # references stay as they are; no malloc part)
 """
@@ -47,6 +53,7 @@ from gameadapt.learn.meta import MetaBatch, outer_loss
 from gameadapt.learn.policy import detached, expand_params, policy_params, resolve_device
 from gameadapt.learn.reference import reference_adapt, reference_meta_gradient
 from gameadapt.learn.rollout import sample_episodes
+from gameadapt.learn.trials import sample_trials
 from gameadapt.train.tuning import DISABLE_ENV, tune_malloc
 
 
@@ -226,6 +233,52 @@ def bench_envs(quick: bool, device: str = "cpu") -> list[dict[str, float | str]]
     return rows
 
 
+def bench_rl2(game_id: str, tasks: int, envs: int, hidden: int, repeats: int,
+              device: str = "cpu") -> dict[str, float]:
+    """One rl2 training iteration and its trial rollout, and the MLP policy's rollout of the
+    same rounds (the reference), on ``tasks`` x ``envs`` training variants of ``game_id``."""
+    registry = get_registry()
+    spec = registry.game(game_id)
+    rl2 = registry.algorithm("rl2").make({"hidden_size": hidden})
+    torch.manual_seed(0)
+    policy = rl2.make_policy(spec.observation_space, spec.action_space).to(device)
+    params = policy_params(policy)
+    optimizer = rl2.make_optimizer(params)
+    mlp_learner: Learner = registry.algorithm("maml").make({})
+    mlp = mlp_learner.make_policy(spec.observation_space, spec.action_space).to(device)
+    mlp_params = expand_params(detached(policy_params(mlp)), tasks)
+    game = spec.make_batched(spec.variant_space.sample("train", tasks, seed=0), envs, device)
+    episodes = rl2.trial_episodes
+    steps = float(sample_trials(game, policy, episodes, 0).num_steps)
+    counter = iter(range(10**6))
+    iteration = median_seconds(lambda: rl2.meta_train_step(policy, params, optimizer, game,
+                                                           next(counter)), repeats)
+    trial = median_seconds(lambda: sample_trials(game, policy, episodes, 0), repeats)
+    mlp_steps = float(sum(sample_episodes(game, mlp, mlp_params, k).num_steps
+                          for k in range(episodes)))
+    rounds = median_seconds(lambda: [sample_episodes(game, mlp, mlp_params, k)
+                                     for k in range(episodes)], repeats)
+    return {"iteration_s": iteration, "iteration_steps_per_s": steps / iteration,
+            "trial_steps_per_s": steps / trial, "mlp_rounds_steps_per_s": mlp_steps / rounds}
+
+
+def print_rl2(repeats: int, device: str) -> None:
+    """The rl2 section of the benchmark (see the module doc)."""
+    print("\n== rl2: training iteration (trial of 2 episodes, 4 PPO epochs, BPTT) and its "
+          "rollout vs the MLP policy's rollout of the same rounds ==")
+    for game_id, tasks, envs in (("gridnav", 20, 10), ("pointnav", 20, 20)):
+        widths = {hidden: bench_rl2(game_id, tasks, envs, hidden, repeats, device)
+                  for hidden in (128, 256)}
+        for hidden, row in widths.items():
+            print(f"{game_id} {tasks}x{envs}, GRU {hidden}: iteration {row['iteration_s']:.3f} s "
+                  f"({row['iteration_steps_per_s']:,.0f} env steps/s of training); rollout "
+                  f"{row['trial_steps_per_s']:,.0f} steps/s vs MLP "
+                  f"{row['mlp_rounds_steps_per_s']:,.0f} steps/s, ratio "
+                  f"{row['mlp_rounds_steps_per_s'] / row['trial_steps_per_s']:.2f}x")
+        print(f"{game_id}: GRU 256 / GRU 128 iteration time "
+              f"{widths[256]['iteration_s'] / widths[128]['iteration_s']:.2f}x")
+
+
 def len_repeats(tasks: int, repeats: int) -> int:
     """Repeats of the MAML timings at ``tasks`` tasks (fewer for the slow 100-task runs)."""
     return repeats if tasks == 20 else max(3, repeats // 3)
@@ -237,6 +290,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu",
                         help="where MAML and the batched games run: cpu (default) or cuda")
+    parser.add_argument("--only", choices=("rl2",), help="run one section only")
     parser.add_argument("--child-maml-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -254,6 +308,9 @@ def main() -> None:
              else f"{args.threads} thread(s), {os.cpu_count()} CPU(s)")
     print(f"torch {torch.__version__}, {where}, "
           f"malloc tuning {'on' if tuned else 'unavailable'}; {host_speed()}")
+    if args.only == "rl2":
+        print_rl2(repeats, device)
+        return
     print("\n== MAML at the pointnav paper setting (20 tasks x 20 episodes x 100 steps, "
           "1 inner step, second order) ==")
     for tasks in (20, 100):
@@ -282,6 +339,7 @@ def main() -> None:
         print(f"{row['game']:8s} {row['batch']:>8s}: batched {row['batched_steps_per_s']:>12,.0f}/s  "
               f"SyncVectorEnv ({row['sync_vector_envs']} envs) "
               f"{row['sync_vector_steps_per_s']:>10,.0f}/s  ratio {row['ratio']:.0f}x")
+    print_rl2(repeats, device)
     if device != "cpu":
         return
     print("\n== malloc tuning (child process with it disabled) ==")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+
+from .errors import GameadaptError
 
 if TYPE_CHECKING:
     import gymnasium
@@ -42,18 +44,20 @@ class AlgorithmSpec:
         }
 
 
-AdaptationFamily = Literal["gradient"]
+AdaptationFamily = Literal["gradient", "recurrent"]
 """How an algorithm adapts to a new task: ``"gradient"`` (MAML and its siblings: a gradient
-step on the task's episodes). The recurrent (hidden state) and context (task posterior)
-families are the next ones."""
+step on the task's episodes; :class:`GradientAlgorithm`) or ``"recurrent"`` (RL²: the hidden
+state of a recurrent policy carried across the episodes of a trial, no gradient step;
+:class:`RecurrentAlgorithm`). The context (task posterior) family is the next one."""
+ADAPTATION_FAMILIES: tuple[str, ...] = ("gradient", "recurrent")
 
 InnerObjective = Literal["reinforce", "lvc"]
 INNER_OBJECTIVES: tuple[str, ...] = ("reinforce", "lvc")
 
 AdaptationState = dict[str, "torch.Tensor"]
-"""What an algorithm's adaptation to a batch of tasks produces, which its policy then acts
-with. For the gradient family: the adapted parameters, one per task (every tensor
-``[M, ...]``); a recurrent family will carry a hidden state, a context family a posterior."""
+"""What a gradient algorithm's adaptation to a batch of tasks produces, which its policy then
+acts with: the adapted parameters, one per task (every tensor ``[M, ...]``). (A recurrent
+policy's adaptation is its hidden state, which lives inside the rollout.)"""
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,14 @@ class MetaAlgorithm(Protocol):
 
     A trainer owns the policy, its parameters (``policy_params(policy)``, the module's own
     tensors) and the optimizer, and per iteration builds a batched game of freshly sampled
-    training variants (``M`` tasks x ``E`` envs) and calls :meth:`meta_train_step`. At
-    evaluation it samples episodes with the shared parameters on held-out variants and calls
-    :meth:`adapt` with ``k`` steps (see :func:`gameadapt.learn.learner.evaluate_adaptation`).
+    training variants (``M`` tasks x ``E`` envs) and calls :meth:`meta_train_step`. How it
+    adapts at evaluation depends on its ``family``: :class:`GradientAlgorithm` or
+    :class:`RecurrentAlgorithm` (see :mod:`gameadapt.train.experience`).
     """
 
     name: str
     trains: bool  # False for a baseline whose initialisation is never trained (scratch)
     family: AdaptationFamily
-    inner_loop: InnerLoop  # the gradient family's adaptation (its defaults for adapt)
 
     def options(self) -> dict[str, Any]:
         """The resolved hyper-parameters, JSON-safe (recorded in the run's ``config.json``)."""
@@ -112,7 +115,43 @@ class MetaAlgorithm(Protocol):
         """
         ...
 
+
+class GradientAlgorithm(MetaAlgorithm, Protocol):
+    """The gradient family: adapts by ``inner_loop`` steps on a task's episodes.
+
+    At evaluation it samples episodes with the shared parameters on held-out variants and
+    calls :meth:`adapt` (see :func:`gameadapt.learn.learner.evaluate_adaptation`).
+    """
+
+    inner_loop: InnerLoop  # its defaults for adapt
+
     def adapt(self, policy: torch.nn.Module, params: dict[str, torch.Tensor],
               episodes: Episodes, steps: int | None = None) -> AdaptationState:
         """The adaptation state of every task of ``episodes`` after ``steps`` inner steps."""
         ...
+
+    def with_inner_lr(self, lr: float) -> GradientAlgorithm:
+        """The same algorithm adapting with step size ``lr`` (a baseline's own fine-tuning)."""
+        ...
+
+
+class RecurrentAlgorithm(MetaAlgorithm, Protocol):
+    """The recurrent family: adapts in the hidden state it carries across the episodes of a
+    *trial* on one variant; trained on trials of ``trial_episodes`` episodes."""
+
+    trial_episodes: int
+
+
+def gradient_algorithm(algorithm: MetaAlgorithm, what: str) -> GradientAlgorithm:
+    """``algorithm`` as a :class:`GradientAlgorithm`, or a one-line error saying ``what``
+    needs a gradient step."""
+    if algorithm.family != "gradient":
+        raise GameadaptError(f"{what} adapts with a gradient step; {algorithm.name!r} adapts "
+                             f"in its {algorithm.family} state instead")
+    return cast(GradientAlgorithm, algorithm)
+
+
+def recurrent_algorithm(algorithm: MetaAlgorithm) -> RecurrentAlgorithm:
+    """``algorithm`` as a :class:`RecurrentAlgorithm` (its family must be ``recurrent``)."""
+    assert algorithm.family == "recurrent", algorithm.family
+    return cast(RecurrentAlgorithm, algorithm)

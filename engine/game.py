@@ -13,6 +13,13 @@ scripted action of an agent the policy does not drive (its behaviour is part of 
 rules). Its ``make_env`` is the learner's view (see :mod:`gameadapt.multiagent`), and its
 ``make_batched`` takes a fourth argument, the controlled ``agents``: every env then has one
 row per controlled agent (see :class:`BatchedGame`).
+
+A game may define *success* (``GameSpec.success``, e.g. "reached the goal"): its batched
+view then reports it in :attr:`BatchedStep.success`, and its single views follow gymnasium's
+convention (gymnasium-robotics, Stable-Baselines3): ``info["is_success"]`` (a bool) in the
+info of the step that ends the episode (per agent in the PettingZoo view). A game may also
+name a *reference* policy (``GameSpec.reference``) that sees the hidden variant: an upper
+bound for the evaluation (see :mod:`gameadapt.train.upper_bound`).
 """
 
 from __future__ import annotations
@@ -34,12 +41,18 @@ GAME_APIS: tuple[str, ...] = ("native", "gymnasium", "pettingzoo")
 
 
 class BatchedStep(NamedTuple):
-    """What :meth:`BatchedGame.step` returns; every tensor is shaped ``[tasks, envs, ...]``."""
+    """What :meth:`BatchedGame.step` returns; every tensor is shaped ``[tasks, envs, ...]``.
+
+    ``success`` (bool ``[M, E]``) is True on the step where an env's episode ends
+    successfully, so only where ``terminated`` or ``truncated`` is True on that step; None
+    when the game reports no success (a view built with the first four fields only).
+    """
 
     observation: torch.Tensor  # float32 [M, E, obs_dim]
     reward: torch.Tensor  # float32 [M, E]
     terminated: torch.Tensor  # bool [M, E]
     truncated: torch.Tensor  # bool [M, E]
+    success: torch.Tensor | None = None  # bool [M, E], or None: the game reports no success
 
 
 class BatchedGame(Protocol):
@@ -51,7 +64,10 @@ class BatchedGame(Protocol):
 
     Each env plays one episode per :meth:`reset`. Once an env's episode has ended
     (terminated or truncated), later steps leave its observation unchanged and give it
-    reward 0 and ``terminated = truncated = False``; its actions are ignored.
+    reward 0 and ``terminated = truncated = False`` (and ``success = False``); its actions
+    are ignored. A game that defines success returns ``success`` in every step: True only on
+    the step that ends an episode successfully, exactly where its single view's info of that
+    step has ``is_success`` True.
     Env ``(m, e)`` draws its randomness from the stream ``stream_key(seed, (f + m) * E + e)``
     (see :mod:`gameadapt.hashrandom`), where ``f`` is the global index of the batch's first
     task (``make_batched(..., first_task=f)``, 0 by default), so it replays exactly in the
@@ -83,6 +99,7 @@ MakeEnv = Callable[..., gymnasium.Env]
 MakeBatched = Callable[..., BatchedGame]
 MakeParallelEnv = Callable[..., Any]  # (variant=None, render_mode=None) -> pettingzoo.ParallelEnv
 Opponent = Callable[[Any, str, Any, Variant], Any]  # (parallel_env, agent, obs, variant) -> action
+ReferencePolicy = Callable[[Any, Any, Variant], Any]  # (env, obs, variant) -> action
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,13 @@ class GameSpec:
     ``make_parallel_env`` and ``opponent`` (see the module docstring).
     ``max_episode_steps`` bounds an episode for games stepped in a Python loop whose envs do
     not declare a limit themselves (wrapped PettingZoo games).
+    ``success`` says in a short phrase what a successful episode is ("reached the goal"; None
+    when the game defines no success): the views report it as ``BatchedStep.success`` and
+    ``info["is_success"]`` on an episode's last step. ``reference(env, observation, variant)
+    -> action`` is a scripted policy that knows the variant (an upper bound): ``env`` is the
+    single view made by ``make_env(variant)`` (the learner's view of a multi-agent game), whose
+    (unwrapped) state it may read, and the action is what that env's ``step`` takes; it is
+    deterministic given the env's state.
     """
 
     id: str
@@ -112,6 +136,8 @@ class GameSpec:
     make_parallel_env: MakeParallelEnv | None = None
     opponent: Opponent | None = None
     max_episode_steps: int | None = None
+    success: str | None = None
+    reference: ReferencePolicy | None = None
 
     def __post_init__(self) -> None:
         if self.api not in GAME_APIS:
@@ -160,6 +186,8 @@ class GameSpec:
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "variants": self.variant_space.to_json(),
+            "success": self.success,
+            "reference": self.reference is not None,
         }
 
 

@@ -3,7 +3,8 @@
 The rules change gymnasium's own physics attributes (gravity, masses, half pole length,
 push force); the held-out split uses heavier gravity, longer poles, heavier parts and
 stronger pushes than training. ``level.max_steps`` sets the time limit. The single view is
-also registered with gymnasium as ``gameadapt/CartPole-v0``.
+also registered with gymnasium as ``gameadapt/CartPole-v0``. Success is CartPole's own goal,
+keeping the pole up until the time limit: ``info["is_success"]`` on the last step.
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def _update_derived(env: gymnasium.Env, variant: Variant) -> None:
     cartpole.polemass_length = cartpole.masspole * cartpole.length
 
 
+class BalancedUntilTimeLimit(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+    """Adds ``info["is_success"]``: True on the step the time limit ends an episode whose pole
+    is still up (False on every other step)."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        gymnasium.utils.RecordConstructorArgs.__init__(self)
+        gymnasium.Wrapper.__init__(self, env)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        success = bool(truncated) and not terminated
+        return observation, reward, terminated, truncated, {**info, "is_success": success}
+
+
 _GAME = gymnasium_game(
     "cartpole", "CartPole-v1", VARIANT_SPACE,
     description="gymnasium's CartPole-v1 with variable gravity, masses, pole length and "
@@ -56,7 +71,16 @@ _GAME = gymnasium_game(
     attributes={f"rules.{name}": name for name in PHYSICS},
     after_apply=_update_derived,
 )
-SPEC = dataclasses.replace(_GAME, gym_id=GYM_ID)
+
+
+def _balanced_env(variant: Mapping[str, Any] | None = None,
+                  render_mode: str | None = None) -> gymnasium.Env:
+    """The wrapped game's env, with ``info["is_success"]``."""
+    return BalancedUntilTimeLimit(_GAME.make_env(variant, render_mode=render_mode))
+
+
+SPEC = dataclasses.replace(_GAME, gym_id=GYM_ID, make_env=_balanced_env,
+                           success="balanced until the time limit")
 
 
 def make_env(variant: Mapping[str, Any] | None = None,

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from gameadapt.cli import cli
 from gameadapt.hashrandom import derive_seed as derived_seed
-from gameadapt.ship.adapt import adapt_params
+from gameadapt.ship.adapt import adapt_params, measure
 from gameadapt.ship.sources import load_policy_source
 
 TINY = ["--iterations", "1", "--meta-batch", "2", "--envs-per-task", "2"]
@@ -52,7 +52,11 @@ def test_adapt_saves_the_adapted_policy_with_provenance(game: str, runs: dict[st
     assert record["variant"] == adapted.variant
     assert (record["episodes"], record["steps"], record["seed"]) == (3, 2, 7)
     assert record["data_seed"] != record["eval_seed"]  # fresh evaluation episodes
-    assert {"return_before", "return_after"} <= set(record)
+    assert {"return_before", "return_after", "greedy", "sampled", "success"} <= set(record)
+    assert (record["sampled"]["return_before"], record["sampled"]["return_after"]) == (
+        record["return_before"], record["return_after"])  # the compatible fields are sampled
+    for mode in ("sampled", "greedy"):
+        assert f"{mode}:" in result.output
     assert json.loads((out / "adapted.json").read_text())["provenance"] == adapted.provenance
 
     # the saved policy is exactly the run's policy after the same inner steps on the same data
@@ -65,6 +69,20 @@ def test_adapt_saves_the_adapted_policy_with_provenance(game: str, runs: dict[st
                for name, value in expected.items())
     for name in ("obs_mean", "obs_var", "obs_count"):  # normalisation is kept
         assert torch.equal(saved[name], source.policy.state_dict()[name])
+
+    # the evaluation: greedy and sampled returns on the same fresh episodes, and success
+    for mode, params in (("greedy", source.session.params), ("sampled", expected)):
+        measured = measure(source, {k: v.detach() for k, v in params.items()}, adapted.variant,
+                           3, record["eval_seed"], greedy=mode == "greedy")
+        when = "return_before" if mode == "greedy" else "return_after"
+        assert record[mode][when] == measured.mean_return
+    success = record["success"]
+    if source.spec.success is None:
+        assert success is None and "success rate" not in result.output
+    else:
+        assert success["means"] == source.spec.success and "success rate" in result.output
+        for mode in ("sampled", "greedy"):
+            assert all(0 <= success[mode][when] <= 1 for when in ("before", "after"))
 
 
 def test_the_target_variant_is_applied(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -104,3 +122,15 @@ def test_bad_input_is_one_line(args: list[str], message: str, runs: dict[str, Pa
 def test_a_missing_run_is_one_line(tmp_path: Path) -> None:
     result = invoke("adapt", tmp_path / "nope", "-v", "speed=0.5", "-o", tmp_path / "out")
     assert result.exit_code != 0 and result.output.count("\n") == 1
+
+
+def test_an_rl2_run_is_refused_in_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "rl2"
+    result = invoke("train", "gridnav", "--algo", "rl2", *TINY, "-o", "hidden_size=8",
+                    "--run-dir", run)
+    assert result.exit_code == 0, result.output
+    result = invoke("adapt", run, *TARGETS["gridnav"], "-o", tmp_path / "out")
+    assert result.exit_code != 0
+    assert result.output.startswith("Error:") and result.output.count("\n") == 1, result.output
+    assert "hidden state" in result.output and "nothing to adapt" in result.output
+    assert "export" in result.output and not (tmp_path / "out").exists()

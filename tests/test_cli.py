@@ -194,6 +194,14 @@ def test_the_progress_line_fits_80_columns_and_degrades_in_narrower_ones() -> No
     assert fit_line(fields, 0) == ""
 
 
+def test_the_time_left_is_capped_by_a_time_budget() -> None:
+    from gameadapt.cli.progress import TrainProgress
+
+    progress = TrainProgress(0, 100_000, interactive=True, budget_seconds=900.0)
+    fields = progress._fields(progress_row(9), 10, progress._started + 600.0)
+    assert fields["left"] == "5:00 left"  # 900 s budget, 600 s spent (not 99,990 iterations)
+
+
 def test_the_progress_line_is_redrawn_in_place_on_a_terminal(monkeypatch) -> None:
     import io
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from typing import Any
 
 import gameadapt.games.duel as duel
 import gymnasium
@@ -324,6 +325,19 @@ def test_capture_beats_tag_unless_the_flag_is_occupied() -> None:
     assert rewards == {"attacker": -3.0, "defender": 3.0} and all(terminations.values())
 
 
+def test_is_success_is_each_agents_win() -> None:
+    _, _, terminations, _, infos = flag_race(STAY)  # a capture: the attacker's win
+    assert all(terminations.values())
+    assert infos == {"attacker": {"is_success": True}, "defender": {"is_success": False}}
+    _, _, terminations, _, infos = flag_race(BACK)  # a tag on the flag: the defender's win
+    assert infos == {"attacker": {"is_success": False}, "defender": {"is_success": True}}
+    env = DuelParallelEnv(open_arena(opponent="defensive_east", time_limit=5))
+    env.reset(seed=0)
+    for _, _, _, truncations, infos in play(env, [STAY] * 5):  # a time-out: nobody's
+        assert infos == {agent: {"is_success": False} for agent in AGENTS}
+    assert all(truncations.values())
+
+
 def test_time_limit_truncation() -> None:
     env = DuelParallelEnv(open_arena(opponent="defensive_east", time_limit=5, step_cost=0.05,
                                      progress_reward=0.0))
@@ -357,6 +371,73 @@ def test_make_env_plays_the_scripted_defender() -> None:
         rewards.append(reward)
     assert rewards == [0.0, 0.0, 0.0, -1.0]  # tagged after 4 steps (see the chase test)
     assert "A" in env.render()
+
+
+# -- the reference attacker ----------------------------------------------------------------
+
+def reference_episode(values: dict, seed: int = 0) -> tuple[list[tuple[int, int]], dict]:
+    """The attacker's cells over one episode of the reference, and the last step's info."""
+    env = duel.make_env(values)
+    obs, _ = env.reset(seed=seed)
+    full = VARIANT_SPACE.validate(values)
+    trail, done = [], False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(duel.reference(env, obs, full))
+        trail.append(cells(env.unwrapped.parallel_env)[0])
+        done = terminated or truncated
+    return trail, info
+
+
+@pytest.mark.parametrize("style, flag", [("defensive_west", (8, 0)), ("defensive_east", (0, 0))])
+def test_reference_runs_for_the_unguarded_flag(style: str, flag: tuple[int, int]) -> None:
+    for seed in range(3):
+        trail, info = reference_episode(open_arena(opponent=style, defender_speed=0.9), seed)
+        assert info["is_success"] and trail[-1] == flag and len(trail) == 12  # a shortest path
+
+
+@pytest.mark.parametrize("style", ["mirroring", "patrolling", "aggressive"])
+def test_reference_goes_round_a_defender_that_tags_a_shortest_path(style: str) -> None:
+    values = open_arena(opponent=style, defender_speed=1.0)
+    env = duel.make_env(values)
+    env.reset(seed=0)
+    for move in [FORWARD] * 8 + [LEFT] * 4:  # straight up, then along the top to the flag
+        _, _, terminated, truncated, info = env.step(move)
+        if terminated or truncated:
+            break
+    assert terminated and not info["is_success"]  # tagged on the way
+    trail, info = reference_episode(values)
+    assert info["is_success"] and trail[-1] in ((0, 0), (8, 0)) and len(trail) <= 13
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reference_steps_aside_from_a_mirroring_defender_it_cannot_pass(seed: int) -> None:
+    # walls around the middle column: going up there meets the mirror image head-on
+    trail, info = reference_episode(variant(seed=15752, opponent="mirroring",
+                                            defender_speed=0.73), seed)
+    assert info["is_success"] and len(trail) < 20
+
+
+def test_reference_is_deterministic_and_mostly_wins() -> None:
+    from gameadapt.train.upper_bound import reference_returns
+
+    spec = duel_spec()
+    variants = spec.variant_space.sample("train", 3, seed=2) + spec.variant_space.sample(
+        "test", 3, seed=2)
+    returns, success = reference_returns(spec, variants, 3, seed=5)
+    again, success_again = reference_returns(spec, variants, 3, seed=5)
+    assert torch.equal(returns, again) and success is not None and success_again is not None
+    assert torch.equal(success, success_again) and success.float().mean() >= 0.8
+    env = spec.make_env(variants[-1])
+    env.reset(seed=0)
+    parallel = env.unwrapped.parallel_env
+    assert parallel.reference_action() == parallel.reference_action()
+
+
+def duel_spec() -> Any:
+    """The spec the plugin registers."""
+    specs: list = []
+    duel.register_games(register=specs.append)
+    return specs[0]
 
 
 # -- batched view -------------------------------------------------------------------------
@@ -415,24 +496,29 @@ def test_batched_matches_parallel_env(agents: tuple[str, ...], seed: int) -> Non
         obs = out.observation
         assert out.reward.shape == out.terminated.shape == (M, E * C)
         assert out.reward.dtype == torch.float32 and out.truncated.dtype == torch.bool
+        assert out.success is not None and out.success.shape == (M, E * C)
+        assert not (out.success & ~out.terminated).any()  # a win ends the episode
         for m in range(M):
             for e in range(E):
                 rows = slice(e * C, e * C + C)
                 if done[m, e]:  # frozen: nothing changes, nothing is reported
                     assert np.array_equal(obs[m, rows].numpy(), prev[m, rows])
                     assert not out.reward[m, rows].any() and not out.terminated[m, rows].any()
-                    assert not out.truncated[m, rows].any()
+                    assert not out.truncated[m, rows].any() and not out.success[m, rows].any()
                     continue
                 env = envs[m][e]
                 chosen = dict(zip(agents, actions[m, rows].tolist()))
                 chosen.setdefault("defender", env.scripted_action("defender"))
-                single, rewards, terms, truncs, _ = env.step(chosen)
+                single, rewards, terms, truncs, infos = env.step(chosen)
+                won = {"attacker": rewards["defender"] < 0, "defender": rewards["defender"] > 0}
                 for c, agent in enumerate(agents):
                     row = e * C + c
                     assert np.array_equal(obs[m, row].numpy(), single[agent]), (t, m, e, agent)
                     assert out.reward[m, row].item() == np.float32(rewards[agent]), (t, m, e)
                     assert bool(out.terminated[m, row]) == terms[agent]
                     assert bool(out.truncated[m, row]) == truncs[agent]
+                    assert bool(out.success[m, row]) is infos[agent]["is_success"], (t, m, e)
+                    assert infos[agent]["is_success"] is (terms[agent] and won[agent])
                 if not env.agents:
                     done[m, e] = True
                     ends["truncated" if truncs["attacker"] else
@@ -493,6 +579,8 @@ def test_game_spec() -> None:
     env.reset(seed=0)
     assert spec.opponent(env, "defender", None, test[0]) == env.scripted_action("defender")
     assert spec.to_json()["agents"] == list(AGENTS)
+    assert spec.success == duel.SUCCESS and spec.reference is duel.reference
+    assert spec.to_json()["success"] == duel.SUCCESS and spec.to_json()["reference"] is True
 
 
 def test_builtin_registry_loads_duel() -> None:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow  # every test exports ONNX files and runs ONNX Run
 
 MANIFEST_KEYS = {
     "format", "game", "variant", "observation_space", "action_space", "action_semantics",
+    "action_mode", "noise", "recurrent",
     "inputs", "outputs", "opset", "engine_version", "torch_version", "onnxruntime_version",
     "provenance", "files", "weights", "adapter", "verification", "latency_us", "quantization",
 }
@@ -141,6 +142,9 @@ def test_export_writes_verified_files_and_a_complete_manifest(exported, game) ->
     assert manifest["adapter"]["inner_lr"] == pytest.approx(0.1)
     assert [i["name"] for i in manifest["inputs"]] == ["observation"]
     assert manifest["inputs"][0]["shape"][0] == "batch"
+    assert manifest["action_mode"] == "greedy" and manifest["noise"] is None  # the default
+    assert manifest["recurrent"] is None and check["action"] == "greedy"
+    assert manifest["adapter"]["policy_weights_action"].startswith("greedy")
     json.loads((folder / "policy.json").read_text(), parse_constant=pytest.fail)  # strict JSON
 
 
@@ -338,8 +342,8 @@ def test_failed_verification_writes_nothing_and_keeps_what_was_there(runs, expor
     before = snapshot(folder)
     real = verify_export.torch_outputs
 
-    def wrong(policy, observations, params=None):
-        outputs = real(policy, observations, params)
+    def wrong(policy, observations, params=None, noise=None):
+        outputs = real(policy, observations, params, noise)
         outputs["logits"] = outputs["logits"] + 1e-3
         return outputs
 
@@ -368,6 +372,7 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
         ([runs["gridnav"], "--opset", 12, "--with-adapter"], "--opset 15"),
         ([runs["gridnav"], "--opset", 9, "--quantize", "int8"], "--opset 11"),
         ([runs["gridnav"], "--quantize", "int4"], "--quantize"),
+        ([runs["gridnav"], "--action", "best"], "--action"),
     ]
     for args, message in cases:
         assert_one_line_error(invoke("export", *args, "-o", out), message)
@@ -377,8 +382,86 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
 def test_default_output_folder_and_cli_limits(runs) -> None:
     source = load_policy_source(runs["gridnav"])
     assert export.default_output_dir(source) == Path("exports") / "gridnav-gridnav"
+    assert export.default_action_mode(source) == "greedy"
     # the standalone reference loader keeps its own copy of the names (it imports no gameadapt)
     assert (onnxpolicy.FORMAT, onnxpolicy.MANIFEST, onnxpolicy.POLICY_FILE,
             onnxpolicy.WEIGHTS_POLICY_FILE, onnxpolicy.ADAPTER_FILE, onnxpolicy.WEIGHTS_FILE) == (
         formats.FORMAT, formats.MANIFEST_FILE, formats.POLICY_FILE, formats.WEIGHTS_POLICY_FILE,
         formats.ADAPTER_FILE, formats.WEIGHTS_FILE)
+
+
+# -- the sampled action (--action sampled) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def sampled(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """gridnav: --action sampled --with-adapter --opset 15; pointnav: --action sampled --quantize."""
+    base = tmp_path_factory.mktemp("sampled")
+    folders = {game: base / game for game in ("gridnav", "pointnav")}
+    for game, extra in (("gridnav", ["--with-adapter", "--opset", 15]),
+                        ("pointnav", ["--quantize", "int8"])):
+        result = invoke("export", runs[game], "-o", folders[game], "--action", "sampled", *extra)
+        assert result.exit_code == 0, result.output
+        assert "action: sampled" in result.output and "passed" in result.output
+    return folders
+
+
+def noise_formula(policy: Any, want: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+    """The sampled action written here in float64: Gumbel-max or Box-Muller, then the env map."""
+    u = np.clip(noise.astype(np.float64), 1e-7, 1 - 1e-7)
+    if policy.discrete:
+        return (want["logits"].astype(np.float64) - np.log(-np.log(u))).argmax(-1)
+    half = u.shape[-1] // 2
+    z = np.sqrt(-2 * np.log(u[:, :half])) * np.cos(2 * np.pi * u[:, half:])
+    a = want["mean"] + np.exp(want["log_std"].astype(np.float64)) * z
+    low, high = policy.action_low.numpy(), policy.action_high.numpy()
+    return np.clip(policy.action_center.numpy() + policy.action_scale.numpy() * a, low, high)
+
+
+@pytest.mark.parametrize("game", ["pointnav", "gridnav"])
+def test_a_sampled_export_draws_its_action_from_the_noise(runs, sampled, game) -> None:
+    folder = sampled[game]
+    manifest = manifest_of(folder)
+    policy = load_policy_source(runs[game]).policy
+    size = policy.action_dim if policy.discrete else 2 * policy.action_dim
+    assert manifest["action_mode"] == "sampled" and "noise" in manifest["action_semantics"]
+    assert [i["name"] for i in manifest["inputs"]] == ["observation", "noise"]
+    assert manifest["noise"]["shape"] == ["batch", size]
+    assert manifest["verification"]["action"] == "sampled" and manifest["verification"]["passed"]
+    sess = session(folder / "policy.onnx")
+    assert [i.name for i in sess.get_inputs()] == ["observation", "noise"]
+    ops = {node.op_type for node in onnx.load(str(folder / "policy.onnx")).graph.node}
+    assert not {"RandomUniform", "RandomNormal", "RandomUniformLike", "Multinomial"} & ops
+    obs = fresh_observations(policy, 400, seed=2)
+    noise = np.random.default_rng(5).random((400, size)).astype(np.float32)
+    noise[:2] = [[0.0] * size, [1.0] * size]  # clamped inside the graph: finite actions
+    got = run_all(sess, {"observation": obs, "noise": noise})
+    want = torch_reference(policy, obs)
+    for name in want:
+        if name != "action":
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)
+    if policy.discrete:
+        assert (got["action"] == noise_formula(policy, want, noise)).mean() > 0.99
+        weights_sess = session(folder / "policy_weights.onnx")  # the adapter's: greedy
+        assert "noise" not in [i.name for i in weights_sess.get_inputs()]
+        greedy = run_all(weights_sess, {"observation": obs, **read_weights(folder, manifest)})
+        np.testing.assert_array_equal(greedy["action"], want["action"])
+    else:
+        np.testing.assert_allclose(got["action"], noise_formula(policy, want, noise), atol=1e-5)
+        assert manifest["quantization"]["passed"]
+        int8 = run_all(session(folder / "policy.int8.onnx"), {"observation": obs, "noise": noise})
+        np.testing.assert_allclose(int8["action"], got["action"], atol=0.05)
+
+
+def test_sampled_discrete_actions_follow_the_softmax(runs, tmp_path) -> None:
+    source = load_policy_source(runs["gridnav"])
+    with torch.no_grad():  # the same distribution at every observation: known probabilities
+        source.policy.head.weight.zero_()
+        source.policy.head.bias.copy_(torch.tensor([1.0, -0.5, 0.0, 0.7]))
+    export.export_policy(source, tmp_path / "rigged", action="sampled")
+    count = 20000
+    rng = np.random.default_rng(99)
+    got = run_all(session(tmp_path / "rigged" / "policy.onnx"),
+                  {"observation": fresh_observations(source.policy, count, seed=4),
+                   "noise": rng.random((count, 4)).astype(np.float32)})
+    bias = np.array([1.0, -0.5, 0.0, 0.7])
+    np.testing.assert_allclose(np.bincount(got["action"], minlength=4) / count,
+                               np.exp(bias) / np.exp(bias).sum(), atol=0.015)

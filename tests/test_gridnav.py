@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from gameadapt.errors import VariantError
+from gameadapt.game import GameSpec
 from gameadapt.games.gridnav import VARIANT_SPACE, GridNavEnv
 from gameadapt.games.gridnav.dynamics import CONTROLS, DX, DY
 from gameadapt.games.gridnav.levels import (
@@ -25,6 +26,16 @@ from gymnasium.utils.env_checker import check_env
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
 ACTION_OF_DELTA = {(DX[a], DY[a]): a for a in range(4)}
+
+
+def registered_spec() -> GameSpec:
+    """The spec the plugin registers."""
+    specs: list[GameSpec] = []
+    gridnav.register_games(register=specs.append)
+    return specs[0]
+
+
+SPEC = registered_spec()
 
 
 def variant(**values: object) -> dict:
@@ -221,6 +232,70 @@ def test_goal_reward_on_shortest_path(controls: str) -> None:
     assert obs[2] == 0.0 and obs[3] == 0.0
 
 
+def test_is_success_on_the_step_that_reaches_the_goal_only() -> None:
+    env = GridNavEnv(variant(seed=42, size=8, wall_density=0.3, time_limit=200))
+    env.reset(seed=0)
+    infos = []
+    while True:
+        *_, terminated, truncated, info = env.step(env.reference_action())
+        infos.append(info["is_success"])
+        if terminated or truncated:
+            break
+    assert terminated and infos == [False] * (len(infos) - 1) + [True]
+    env = GridNavEnv(variant(size=7, time_limit=5))  # the goal is >= 6 moves away
+    env.reset(seed=0)
+    for _ in range(5):
+        *_, terminated, truncated, info = env.step(env.reference_action())
+        assert info == {"is_success": False}
+    assert truncated and not terminated
+
+
+@pytest.mark.parametrize("controls", list(CONTROLS))
+def test_reference_follows_a_shortest_path_under_the_true_controls(controls: str) -> None:
+    from gameadapt.train.upper_bound import reference_returns
+
+    values = dict(seed=42, size=8, wall_density=0.3, goal_reward=2.5, step_cost=0.1,
+                  progress_reward=0.25, controls=controls)
+    level = generate_level(42, 8, 0.3)
+    assert shortest_path_length(level.walls, level.start, level.goal) == 7
+    returns, success = reference_returns(SPEC, [variant(**values)], 3, seed=0)
+    assert success is not None and bool(success.all())
+    # 7 moves, each one of progress: 7 * (0.25 - 0.1) + the goal's 2.5
+    np.testing.assert_allclose(returns.numpy(), np.full((1, 3), 3.55), atol=1e-5)
+
+
+def test_reference_reaches_the_goal_on_every_slip_free_variant() -> None:
+    from gameadapt.train.upper_bound import reference_returns
+
+    space = SPEC.variant_space
+    variants = [space.parse_assignments(["rules.slip=0", "rules.time_limit=200",
+                                         f"level.wall_density={d}", f"level.size={size}"], v)
+                for v, d, size in zip(space.sample("test", 24, seed=3), [0.0, 0.2, 0.35] * 8,
+                                      [5, 7, 9] * 8)]
+    returns, success = reference_returns(SPEC, variants, 2, seed=1)
+    assert success is not None and bool(success.all())
+    for v, row in zip(variants, returns):  # and by a shortest path: the analytic return
+        level = generate_level(v["level"]["seed"], v["level"]["size"], v["level"]["wall_density"])
+        length = shortest_path_length(level.walls, level.start, level.goal)
+        assert length is not None
+        np.testing.assert_allclose(row.numpy(), 1.0 + 0.09 * length, atol=1e-5)
+
+
+def test_reference_is_deterministic_and_recovers_from_slips() -> None:
+    env = GridNavEnv(variant(seed=7, size=9, wall_density=0.2, slip=0.5, time_limit=200,
+                             controls="transposed"))
+    for seed in range(5):
+        env.reset(seed=seed)
+        actions, terminated = [], False
+        while not terminated:
+            first, second = env.reference_action(), env.reference_action()
+            assert first == second
+            actions.append(first)
+            *_, terminated, truncated, _ = env.step(first)
+            assert not truncated
+        assert len(actions) > 0
+
+
 def test_progress_reward_signs_and_sum() -> None:
     # an open level: the shortest-path distance is the Manhattan distance
     seed = open_level_seed(7)
@@ -315,6 +390,8 @@ def test_game_spec() -> None:
     assert all(10_000 <= v["level"]["seed"] < 20_000 for v in test)
     assert isinstance(spec.make_env(train[0]), GridNavEnv)
     assert spec.to_json()["batched"] is True
+    assert spec.success == "reached the goal" and spec.reference is gridnav.reference
+    assert spec.to_json()["success"] == "reached the goal" and spec.to_json()["reference"] is True
 
 
 def test_builtin_registry_loads_gridnav() -> None:
@@ -380,17 +457,20 @@ def test_batched_matches_single_view(seed: int) -> None:
         out = batch.step(torch.as_tensor(actions))
         obs = out.observation
         assert out.reward.dtype == torch.float32 and out.terminated.dtype == torch.bool
+        assert out.success is not None and out.success.dtype == torch.bool
         for m in range(3):
             for e in range(E):
                 if done[m, e]:  # frozen: nothing changes, nothing is reported
                     assert np.array_equal(obs[m, e].numpy(), prev[m, e].numpy())
                     assert out.reward[m, e].item() == 0.0
                     assert not out.terminated[m, e] and not out.truncated[m, e]
+                    assert not out.success[m, e]
                     continue
-                o, r, term, trunc, _ = singles[m][e].step(int(actions[m, e]))
+                o, r, term, trunc, info = singles[m][e].step(int(actions[m, e]))
                 assert np.array_equal(obs[m, e].numpy(), o), (t, m, e)
                 assert np.array_equal(out.reward[m, e].numpy(), np.float32(r)), (t, m, e)
                 assert bool(out.terminated[m, e]) == term and bool(out.truncated[m, e]) == trunc
+                assert bool(out.success[m, e]) is info["is_success"] is term, (t, m, e)
                 if term or trunc:
                     done[m, e] = True
                     ends["terminated" if term else "truncated"] += 1

@@ -291,3 +291,44 @@ def test_reward_to_go_advantages() -> None:
     np.testing.assert_allclose(advantages, expected, rtol=1e-6)
     assert advantages.dtype == np.float32
     np.testing.assert_array_equal(reward_to_go_advantages([[1.0, 1.0]], 0.0), [0.0, 0.0])
+
+
+# -- a sampled export (--action sampled): the noise input ------------------------------------
+@pytest.fixture(scope="module")
+def sampled_export(exported, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("play-sampled") / "gridnav"
+    result = invoke("export", exported["gridnav"][0], "-o", out, "--action", "sampled")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_loader_fills_and_checks_the_noise(sampled_export, exported) -> None:
+    policy = OnnxPolicy.load(sampled_export, seed=0)
+    assert policy.takes_noise and policy.action_mode == "sampled" and not policy.recurrent
+    obs = np.random.default_rng(0).normal(size=(300, 9)).astype(np.float32)
+    noise = np.random.default_rng(1).random((300, 4)).astype(np.float32)
+    out = policy.outputs(obs, noise=noise)
+    u = np.clip(noise.astype(np.float64), 1e-7, 1 - 1e-7)
+    expected = (out["logits"].astype(np.float64) - np.log(-np.log(u))).argmax(-1)
+    assert (out["action"] == expected).mean() > 0.99
+    assert np.array_equal(policy.act(obs[0], noise=noise[0]), out["action"][0])
+    again = OnnxPolicy.load(sampled_export, seed=0)  # without noise: the seeded generator's
+    np.testing.assert_array_equal(policy.act(obs), again.act(obs))
+    rng = np.random.default_rng(7)
+    env_action, index = policy.sample(obs[0], rng)  # from the logits, as for any export
+    assert env_action == index and 0 <= index < 4
+    with pytest.raises(PolicyLoadError, match=r"noise must be .*\[300, 4\], got \[300, 2\]"):
+        policy.act(obs, noise=noise[:, :2])
+    greedy = OnnxPolicy.load(exported["gridnav"][1])
+    assert not greedy.takes_noise and greedy.action_mode == "greedy"
+    with pytest.raises(PolicyLoadError, match="takes no noise"):
+        greedy.act(obs, noise=noise)
+    with pytest.raises(PolicyLoadError, match="not a recurrent export"):
+        greedy.new_level()
+
+
+def test_play_of_a_sampled_export_replays_with_the_seed(sampled_export) -> None:
+    first = invoke("play", sampled_export, "--episodes", "2", "--seed", "3")
+    second = invoke("play", sampled_export, "--episodes", "2", "--seed", "3", "--sample")
+    assert first.exit_code == 0, first.output
+    assert "(sampled actions)" in first.stdout and first.stdout == second.stdout

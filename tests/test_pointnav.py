@@ -148,6 +148,55 @@ def test_truncation_at_horizon():
     assert results[-1][2:4] == (True, False)
 
 
+def test_is_success_on_the_step_that_reaches_the_goal_only():
+    results = run(PointNavEnv(), [[0.1, 0.1]] * 3)
+    assert [r[4] for r in results] == [{"is_success": False}] * 2 + [{"is_success": True}]
+    results = run(PointNavEnv(variant(horizon=10)), [[0.0, 0.0]] * 10)
+    assert results[-1][3] and results[-1][4] == {"is_success": False}
+
+
+def play_reference(env: PointNavEnv) -> tuple[list[tuple], list[np.ndarray]]:
+    """One episode of the reference: every step's result and action."""
+    env.reset(seed=0)
+    results, actions = [], []
+    while not results or not (results[-1][2] or results[-1][3]):
+        actions.append(pointnav.reference(env, env.position, env.variant))
+        results.append(env.step(actions[-1]))
+    return results, actions
+
+
+def test_reference_heads_for_the_goal_at_full_speed():
+    results, actions = play_reference(PointNavEnv())  # goal (0.3, 0.3)
+    np.testing.assert_allclose(np.array(actions), np.full((3, 2), 0.1), rtol=1e-6)
+    assert [r[2] for r in results] == [False, False, True] and results[-1][4]["is_success"]
+    expected = -np.sqrt(0.08) - np.sqrt(0.02)  # distances after the first two moves, then 0
+    assert sum(r[1] for r in results) == pytest.approx(expected, abs=1e-5)
+    # each axis at full speed until it is done: x in one move, y in five; the distance after
+    # every move is the least any policy can reach (0.4, 0.3, ...: better than the diagonal)
+    results, actions = play_reference(PointNavEnv(variant((0.05, -0.5))))
+    assert len(results) == 5 and results[-1][2]
+    np.testing.assert_allclose([a[1] for a in actions], -0.1, rtol=1e-6)
+    np.testing.assert_allclose([a[0] for a in actions], [0.05, 0, 0, 0, 0], atol=1e-7)
+    np.testing.assert_allclose([r[1] for r in results], [-0.4, -0.3, -0.2, -0.1, 0], atol=1e-6)
+
+
+def test_reference_compensates_drift_and_speed():
+    # RULES: speed 1.7, drift (0.03, -0.02): a move is at most 0.14 left and 0.15 up
+    results, actions = play_reference(PointNavEnv(variant((-0.4, 0.2), **RULES)))
+    assert len(results) == 3 and results[-1][2] and results[-1][4]["is_success"]
+    assert actions[0][0] == pytest.approx(-0.1) and actions[1][1] < 0.1
+    # in reach: one move onto the goal, the drift taken off (aiming at it would miss the box)
+    results, actions = play_reference(PointNavEnv(variant((0.1, 0.05), drift_x=0.03,
+                                                          drift_y=-0.02)))
+    np.testing.assert_allclose(actions[0], [0.07, 0.07], rtol=1e-6)
+    assert len(results) == 1 and results[0][2] and results[0][4]["is_success"]
+    # too slow for the drift: full speed against it, and the horizon ends it unsuccessfully
+    results, actions = play_reference(PointNavEnv(variant((-0.3, 0.0), speed=0.1, drift_x=0.05,
+                                                          horizon=12)))
+    assert len(results) == 12 and results[-1][3] and not results[-1][4]["is_success"]
+    np.testing.assert_allclose(np.array(actions), np.tile([-0.1, 0.0], (12, 1)), atol=1e-7)
+
+
 # -- the batched view ------------------------------------------------------------------------
 PARITY_VARIANTS = [
     variant((0.3, -0.2), horizon=10),
@@ -189,17 +238,21 @@ def test_batched_matches_single_step_for_step(device):
             wanted = (env_row[0].goal - single_obs[m, :2] - env_row[0].drift) / env_row[0].speed
             actions[m, :2] = wanted + rng.normal(0.0, 0.002, (2, 2))
         out = game.step(torch.from_numpy(actions).to(device))
-        b_obs, b_rew, b_term, b_trunc = (t.cpu().numpy() for t in out)
+        assert out.success is not None and out.success.dtype == torch.bool
+        b_obs, b_rew, b_term, b_trunc, b_succ = (t.cpu().numpy() for t in out)
+        assert not (b_succ & ~(b_term | b_trunc)).any()  # success only where an episode ends
         for m in range(M):
             for e in range(E):
                 if ended[m, e]:  # frozen: same observation, reward 0, no flags
                     np.testing.assert_array_equal(b_obs[m, e], single_obs[m, e])
                     assert (b_rew[m, e], b_term[m, e], b_trunc[m, e]) == (0.0, False, False)
+                    assert not b_succ[m, e]
                     continue
-                o, r, term, trunc, _ = envs[m][e].step(actions[m, e])
+                o, r, term, trunc, info = envs[m][e].step(actions[m, e])
                 np.testing.assert_array_equal(b_obs[m, e], o)
                 assert b_rew[m, e] == r
                 assert (bool(b_term[m, e]), bool(b_trunc[m, e])) == (term, trunc)
+                assert bool(b_succ[m, e]) is info["is_success"] is term
                 single_obs[m, e] = o
                 ended[m, e] = term or trunc
                 endings["terminated"] += term
@@ -258,3 +311,5 @@ def test_plugin_registers_spec(monkeypatch):
     assert isinstance(spec.make_env({"level": {"goal_y": -0.1}}), PointNavEnv)
     data = json.loads(json.dumps(spec.to_json()))
     assert data["batched"] is True and data["action_space"]["shape"] == [2]
+    assert spec.success == data["success"] == "reached the goal" and data["reference"] is True
+    assert spec.reference is pointnav.reference

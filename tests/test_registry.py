@@ -381,7 +381,7 @@ def test_example_batched_view_agrees_with_the_single_view_step_for_step(
     ended = np.zeros((num_tasks, envs_per_task), dtype=bool)
     for t in range(batch.horizon):
         previous = observation
-        observation, reward, terminated, truncated = batch.step(torch.as_tensor(actions[t]))
+        observation, reward, terminated, truncated, _ = batch.step(torch.as_tensor(actions[t]))
         assert reward.shape == terminated.shape == truncated.shape == ended.shape
         for m, row in enumerate(singles):
             for e, env in enumerate(row):

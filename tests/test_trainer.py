@@ -236,7 +236,7 @@ def test_evaluate_reports_every_method_and_reuses_trained_baselines(tmp_path: Pa
     (["--steps", "a,b"], "--steps must be comma-separated integers"),
     (["--steps", "-1"], "--steps must list adaptation step counts >= 0"),
     (["--baselines", "nope"], "unknown algorithm 'nope'"),
-    (["--tasks", "0"], "--tasks and --episodes must be >= 1"),
+    (["--tasks", "0"], "--tasks, --episodes and --trials must be >= 1"),
 ])
 def test_bad_evaluation_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     run = tmp_path / "run"

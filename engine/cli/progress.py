@@ -21,11 +21,14 @@ BAR_WIDTH = 10
 
 
 class TrainProgress:
-    """Shows ``iterations`` meta-iterations from ``start`` as they complete."""
+    """Shows ``iterations`` meta-iterations from ``start`` as they complete (the time left is
+    capped by a time budget of ``budget_seconds``, if any)."""
 
     def __init__(self, start: int, iterations: int, stream: IO[str] | None = None,
-                 interactive: bool | None = None, every_seconds: float | None = None) -> None:
+                 interactive: bool | None = None, every_seconds: float | None = None,
+                 budget_seconds: float | None = None) -> None:
         self.start, self.iterations = start, iterations
+        self.budget_seconds = budget_seconds
         self.stream = stream or sys.stderr
         self.interactive = _is_terminal(self.stream) if interactive is None else interactive
         self.every_seconds = every_seconds if every_seconds is not None else _interval()
@@ -58,6 +61,8 @@ class TrainProgress:
         elapsed = now - self._started
         per_iteration = elapsed / max(done - self.start, 1)
         left = per_iteration * (self.iterations - done)
+        if self.budget_seconds is not None:
+            left = max(0.0, min(left, self.budget_seconds - elapsed))
         filled = round(BAR_WIDTH * done / max(self.iterations, 1))
         return {
             "iteration": f"it {done}/{self.iterations}",

@@ -13,7 +13,14 @@ import click
 
 from ..errors import GameadaptError
 from ..host.registry import get_registry
-from ..ship.formats import DEFAULT_OPSET, MANIFEST_FILE, MAX_OPSET, MIN_OPSET, QUANTIZE_TYPES
+from ..ship.formats import (
+    ACTION_MODES,
+    DEFAULT_OPSET,
+    MANIFEST_FILE,
+    MAX_OPSET,
+    MIN_OPSET,
+    QUANTIZE_TYPES,
+)
 from .options import with_variant_options
 
 if TYPE_CHECKING:
@@ -38,7 +45,7 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
                   out_dir: Path) -> None:
     """Adapt a meta-trained RUN to one variant and save the adapted policy to OUT."""
     # torch loads here, when the command runs: gameadapt --help stays torch-free
-    from ..ship.adapt import adapt_policy
+    from ..ship.adapt import adapt_policy, check_adaptable
     from ..ship.sources import load_policy_source
 
     if not assignments and variant_file is None:
@@ -46,6 +53,7 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
     if out_dir.exists():
         raise GameadaptError(f"{out_dir} already exists; adapt never overwrites, choose another -o")
     loaded = load_policy_source(source)
+    check_adaptable(loaded)
     space = loaded.spec.variant_space
     base = space.load_file(variant_file) if variant_file is not None else loaded.variant
     variant = space.parse_assignments(assignments, base)
@@ -53,9 +61,16 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
     result = adapt_policy(loaded, variant, out_dir, episodes=episodes, steps=steps, seed=seed,
                           eval_episodes=eval_episodes)
     steps_done = result.provenance["adapted"]["steps"]
-    click.echo(f"return on this variant ({eval_episodes} fresh episodes): before "
-               f"{result.return_before:.3f}, after {steps_done} step(s) "
-               f"{result.return_after:.3f}")
+    click.echo(f"mean return on this variant ({eval_episodes} fresh episodes each):")
+    for mode in ("sampled", "greedy"):
+        click.echo(f"  {mode + ':':8} before {result.before[mode].mean_return:.3f}, after "
+                   f"{steps_done} step(s) {result.after[mode].mean_return:.3f}")
+    success = result.provenance["adapted"]["success"]
+    if success is not None:
+        means = f" ({success['means']})" if success["means"] else ""
+        click.echo(f"success rate{means}: " + ", ".join(
+            f"{mode} {success[mode]['before']:.0%} -> {success[mode]['after']:.0%}"
+            for mode in ("sampled", "greedy")))
     click.echo(f"adapted policy: {out_dir}")
 
 
@@ -106,21 +121,43 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
 @click.option("--with-adapter", is_flag=True,
               help="Also write adapter.onnx (the inner adaptation step), policy_weights.onnx "
                    "and weights.bin, for adapting on the device.")
+@click.option("--action", "action", type=click.Choice(ACTION_MODES),
+              help="What policy.onnx's action output is: greedy, or sampled from the policy "
+                   "with a 'noise' input of uniform numbers the game fills (default: the "
+                   "algorithm's, greedy for now).")
 @click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
 def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
-                   with_adapter: bool, force: bool) -> None:
+                   with_adapter: bool, action: str | None, force: bool) -> None:
     """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.export import export_policy
 
     result = export_policy(source, out_dir, opset=opset, quantize=quantize,
-                           with_adapter=with_adapter, force=force,
+                           with_adapter=with_adapter, force=force, action=action,
                            log=lambda message: click.echo(message, err=True))
     click.echo(format_result(result))
 
 
 def _diffs(values: dict[str, Any]) -> str:
     return ", ".join(f"{name} {value:.2g}" for name, value in values.items())
+
+
+def _verification_lines(check: dict[str, Any]) -> list[str]:
+    """What ``policy.onnx``'s verification found (a recurrent one: per part)."""
+    if check.get("kind") != "recurrent":
+        return [f"verification: ONNX Runtime vs PyTorch on {check['samples']} observations: "
+                f"max abs diff {_diffs(check['max_abs_diff'])} (tolerance "
+                f"{check['tolerance']:g}) passed"]
+    return [f"verification: ONNX Runtime vs PyTorch, recurrent, tolerance "
+            f"{check['tolerance']:g} (value: {check['value_tolerance']}): max abs diff "
+            f"{_diffs(check['max_abs_diff'])} passed",
+            f"  {check['episodes']} episodes ({check['steps']} steps) with the state carried, "
+            f"ONNX Runtime fed its own state_out: {_diffs(check['sequence']['max_abs_diff'])}",
+            f"  the same steps as one batch of {check['sequence_batched']['batch_size']}: "
+            f"{_diffs(check['sequence_batched']['max_abs_diff'])}",
+            f"  {check['samples']} observations with random states and inputs (batch "
+            f"{', '.join(map(str, check['batch_sizes']))}): "
+            f"{_diffs(check['random_inputs']['max_abs_diff'])}"]
 
 
 def format_result(result: ExportResult) -> str:
@@ -137,10 +174,11 @@ def format_result(result: ExportResult) -> str:
             details.append(f"exported in {took:.1f} s")
         lines.append(f"  {result.out_dir / entry['path']}  ({', '.join(details)})")
     lines.append(f"  {result.out_dir / MANIFEST_FILE}  (manifest)")
+    lines.append(f"action: {manifest.get('action_mode', 'greedy')}"
+                 + (" (fill the 'noise' input with uniform(0, 1) numbers every call)"
+                    if manifest.get("noise") else ""))
+    lines += _verification_lines(manifest["verification"])
     check = manifest["verification"]
-    lines.append(f"verification: ONNX Runtime vs PyTorch on {check['samples']} observations: "
-                 f"max abs diff {_diffs(check['max_abs_diff'])} (tolerance "
-                 f"{check['tolerance']:g}) passed")
     if "policy_weights" in check:
         lines.append(f"  policy_weights.onnx + weights.bin: max abs diff "
                      f"{_diffs(check['policy_weights']['max_abs_diff'])} passed")

@@ -148,7 +148,8 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
         click.echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
         return session
     tune_process(session.device)
-    progress = TrainProgress(session.iteration, config.iterations)
+    progress = TrainProgress(session.iteration, config.iterations,
+                             budget_seconds=None if max_minutes is None else max_minutes * 60)
 
     def on_ctrl_c() -> None:
         click.echo("\nCtrl-C: stopping after this iteration (Ctrl-C again to stop now) ...",
@@ -168,7 +169,17 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
 @click.option("--tasks", type=int, default=40, show_default=True, help="Variants per seed.")
 @click.option("--episodes", type=int, default=20, show_default=True,
               help="Episodes per variant, before and after adaptation.")
-@click.option("--steps", default="0,1,3", show_default=True, help="Adaptation step counts.")
+@click.option("--steps", default="0,1,3", show_default=True,
+              help="Inner step counts of the gradient methods' per-step columns.")
+@click.option("--budgets", default="0,1,2,5,20", show_default=True,
+              help="Episodes of experience n on the experience axis (the return of episode "
+                   "n+1 is measured); the run's episodes per task is always added.")
+@click.option("--trials", type=int, default=5, show_default=True,
+              help="Independent trials per variant on the experience axis.")
+@click.option("--compare", "compare", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
+              help="Another run of the same game to evaluate beside this one (repeatable), "
+                   "e.g. an rl2 run against a maml run.")
 @click.option("--baselines", default="pretrain,scratch", show_default=True,
               help="Comma-separated baselines given the same data ('' for none).")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds.")
@@ -179,24 +190,25 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
                    "-v rules.opponent=mirroring.")
 @json_option
 def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, steps: str,
-                     baselines: str, seeds: str, plot: Path | None, fixed: tuple[str, ...],
+                     budgets: str, trials: int, compare: tuple[Path, ...], baselines: str,
+                     seeds: str, plot: Path | None, fixed: tuple[str, ...],
                      as_json: bool) -> None:
-    """Return before and after adaptation on held-out variants, vs baselines."""
+    """How well the agent plays held-out variants after n episodes on them, vs baselines.
+
+    Greedy (what a game playing the exported `action` gets) and sampled, with the success
+    rate and the game's reference policy where the game defines them.
+    """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
-    from ..train.evaluate import (
-        EvalSettings,
-        evaluate_run,
-        format_results,
-        plot_results,
-        require_pyplot,
-    )
+    from ..train.evaluate import EvalSettings, evaluate_run
+    from ..train.report import format_results, plot_results, require_pyplot
     from ..train.runs import RunDir
     from ..train.tuning import tune_process
 
     if plot is not None:
         require_pyplot()
     settings = EvalSettings(as_split(split), tasks, episodes, int_list(steps, "steps"),
-                            int_list(seeds, "seeds"), tuple(fixed))
+                            int_list(seeds, "seeds"), tuple(fixed),
+                            int_list(budgets, "budgets"), trials)
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     for name in names:
         get_registry().algorithm(name)
@@ -209,7 +221,7 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
     tune_process(RunDir(run_path).read_config()["train"].get("device", "auto"))
     result = evaluate_run(run_path, settings, names,
                           progress=lambda m: click.echo(f"evaluating {m} ...", err=True),
-                          train_baseline=train_baseline)
+                          train_baseline=train_baseline, compare=compare)
     if plot is not None:
         plot_results(result, plot)
     if as_json:

@@ -63,6 +63,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gameadapt.games.duel",
     "gameadapt.plugins.maml",
     "gameadapt.plugins.reptile",
+    "gameadapt.plugins.rl2",
     "gameadapt.plugins.baselines",
 )
 HOOK_NAMES = ("register_games", "register_algorithms", "register_commands")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,7 @@ from typing import Any
 import gymnasium
 import torch
 
-from ..algorithm import AdaptationFamily, InnerLoop, InnerObjective, MetaAlgorithm
-from ..errors import GameadaptError
+from ..algorithm import AdaptationFamily, GradientAlgorithm, InnerLoop, InnerObjective
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
 from .meta import (
@@ -36,6 +34,7 @@ from .meta import (
     make_task_batch,
     outer_loss,
 )
+from .options import check_options, options_from_mapping
 from .policy import MLPPolicy, Params, detached, expand_params
 from .rollout import Episodes, learner_returns, sample_episodes
 
@@ -77,18 +76,7 @@ class LearnerConfig:
 
         Raises :class:`GameadaptError` with one line for an unknown key or a bad value.
         """
-        merged = {**(values or {}), **overrides}
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(merged) - set(fields))
-        if unknown:
-            raise GameadaptError(f"unknown algorithm option {unknown[0]!r} "
-                                 f"(known: {', '.join(fields)})")
-        defaults = cls()
-        parsed = {name: _coerce(name, value, type(getattr(defaults, name)))
-                  for name, value in merged.items()}
-        config = cls(**parsed)
-        config.validate()  # the Literal fields hold one of their values from here on
-        return config
+        return options_from_mapping(cls, values, **overrides)
 
     def validate(self) -> None:
         """Raise :class:`GameadaptError` naming the first invalid value."""
@@ -111,32 +99,7 @@ class LearnerConfig:
             ("hidden_sizes", all(size >= 1 for size in self.hidden_sizes),
              "must be positive layer widths"),
         ]
-        for name, ok, rule in checks:
-            value = getattr(self, name)
-            finite = not isinstance(value, float) or math.isfinite(value)
-            if not (ok and finite):
-                raise GameadaptError(f"invalid algorithm option {name}={value!r}: {rule}")
-
-
-def _coerce(name: str, value: Any, kind: type) -> Any:
-    """``value`` as the option's type (``bool``, ``int``, ``float``, ``str`` or int tuple)."""
-    try:
-        if kind is tuple:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(int(item) for item in items if str(item).strip())
-        if kind is bool:
-            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-                return value.lower() in ("true", "1", "yes")
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if isinstance(value, bool) or (kind is int and isinstance(value, float)
-                                       and not value.is_integer()):
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        raise GameadaptError(f"invalid algorithm option {name}={value!r}: "
-                             f"expected {kind.__name__}") from None
+        check_options(self, checks)
 
 
 @dataclass
@@ -184,6 +147,11 @@ class Learner:
     def options(self) -> dict[str, Any]:
         """The resolved :class:`LearnerConfig` (``dataclasses.asdict``)."""
         return dataclasses.asdict(self.config)
+
+    def with_inner_lr(self, lr: float) -> Learner:
+        """The same learner adapting with inner step size ``lr``."""
+        return Learner(self.name, dataclasses.replace(self.config, inner_lr=lr),
+                       self.update_rule, first_order=self.first_order)
 
     def make_policy(self, observation_space: gymnasium.spaces.Space,
                     action_space: gymnasium.spaces.Space) -> MLPPolicy:
@@ -294,7 +262,7 @@ def _surrogate_stats(loss: torch.Tensor, stats: dict[str, torch.Tensor], steps: 
 
 
 @torch.no_grad()
-def evaluate_adaptation(algorithm: MetaAlgorithm, policy: MLPPolicy, params: Params,
+def evaluate_adaptation(algorithm: GradientAlgorithm, policy: MLPPolicy, params: Params,
                         game: BatchedGame, seed: int, steps: int) -> torch.Tensor:
     """Per-task mean return ``[steps + 1, M]`` after 0, 1, ..., ``steps`` inner steps.
 

@@ -33,15 +33,16 @@ NORMALIZED_OBS_CLIP = 10.0
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class MLPPolicy(nn.Module):
-    """A tanh MLP with a categorical (``Discrete``) or diagonal-Gaussian (``Box``) head.
+class ActionHead(nn.Module):
+    """The action side every policy shares: a categorical (``Discrete``) or diagonal-Gaussian
+    (1-D ``Box``) distribution, how its samples become env actions, and the Box's affine map.
 
-    ``forward(obs)`` returns the head's output: logits ``[..., n]`` or the Gaussian mean
-    ``[..., act_dim]``. The Gaussian's log standard deviation is the parameter ``log_std``.
     With ``scale_actions`` (default) the Gaussian lives in normalised units: sample ``a`` is
     the env action ``center + scale * a`` of a bounded Box (``a = ±1`` at the bounds), so a
     unit standard deviation explores the whole range whatever its width. Samples are
     unbounded; :meth:`to_env_action` maps them to the env and clips them to the bounds.
+    The distribution methods take distribution parameters ``(logits,)`` or
+    ``(mean, log_std)`` rather than calling a module, so they are vmap- and batch-friendly.
     """
 
     # buffers (register_buffer), declared for the type checker
@@ -49,18 +50,9 @@ class MLPPolicy(nn.Module):
     action_scale: torch.Tensor
     action_low: torch.Tensor
     action_high: torch.Tensor
-    obs_mean: torch.Tensor
-    obs_var: torch.Tensor
-    obs_count: torch.Tensor
 
-    def __init__(self, observation_space: gymnasium.spaces.Space,
-                 action_space: gymnasium.spaces.Space, hidden_sizes: Sequence[int] = (64, 64),
-                 init_log_std: float = 0.0, scale_actions: bool = True) -> None:
+    def __init__(self, action_space: gymnasium.spaces.Space, scale_actions: bool = True) -> None:
         super().__init__()
-        if not isinstance(observation_space, gymnasium.spaces.Box):
-            raise GameadaptError(f"MLPPolicy needs a Box observation space, "
-                                 f"got {type(observation_space).__name__}")
-        self.obs_dim = int(math.prod(observation_space.shape))
         self.action_space = action_space
         self.discrete = isinstance(action_space, gymnasium.spaces.Discrete)
         if isinstance(action_space, gymnasium.spaces.Discrete):
@@ -68,8 +60,81 @@ class MLPPolicy(nn.Module):
         elif isinstance(action_space, gymnasium.spaces.Box) and len(action_space.shape) == 1:
             self.action_dim = int(action_space.shape[0])
         else:
-            raise GameadaptError(f"MLPPolicy supports Discrete and 1-D Box action spaces, "
-                                 f"got {action_space}")
+            raise GameadaptError(f"{type(self).__name__} supports Discrete and 1-D Box action "
+                                 f"spaces, got {action_space}")
+        for name, value in zip(("action_center", "action_scale", "action_low", "action_high"),
+                               _action_affine(action_space, scale_actions)):
+            self.register_buffer(name, value, persistent=False)
+
+    def to_env_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Policy actions as the env takes them: indices as they are; Box samples scaled
+        (``center + scale * a``) and clipped to the space's bounds."""
+        if self.discrete:
+            return actions
+        env_actions = self.action_center + self.action_scale * actions
+        return torch.clamp(env_actions, self.action_low, self.action_high)
+
+    def log_prob(self, dist: DistParams, actions: torch.Tensor) -> torch.Tensor:
+        """Log-probability of ``actions`` under distribution parameters ``dist``."""
+        if self.discrete:
+            log_p = torch.log_softmax(dist[0], dim=-1)
+            return log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        mean, log_std = dist
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z * z - log_std - _LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self, dist: DistParams) -> torch.Tensor:
+        """Entropy of the distribution with parameters ``dist``."""
+        if self.discrete:
+            log_p = torch.log_softmax(dist[0], dim=-1)
+            return -(log_p.exp() * log_p).sum(-1)
+        return (dist[1] + 0.5 + _LOG_SQRT_2PI).sum(-1)
+
+    def sample(self, dist: DistParams, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw actions (long for categorical) with noise from ``generator``."""
+        if self.discrete:
+            logits = dist[0]
+            uniform = torch.rand(logits.shape, generator=generator, device=logits.device,
+                                 dtype=logits.dtype).clamp_min(1e-20)
+            return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
+        mean, log_std = dist
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(log_std) * noise
+
+    def greedy(self, dist: DistParams) -> torch.Tensor:
+        """The most likely action: argmax of the logits or the Gaussian mean."""
+        return torch.argmax(dist[0], dim=-1) if self.discrete else dist[0]
+
+    def to_distribution(self, dist: DistParams) -> torch.distributions.Distribution:
+        """The matching ``torch.distributions`` object (for analysis, not for vmap)."""
+        if self.discrete:
+            return torch.distributions.Categorical(logits=dist[0])
+        normal = torch.distributions.Normal(dist[0], dist[1].exp())
+        return torch.distributions.Independent(normal, 1)
+
+
+
+class MLPPolicy(ActionHead):
+    """A tanh MLP with a categorical (``Discrete``) or diagonal-Gaussian (``Box``) head.
+
+    ``forward(obs)`` returns the head's output: logits ``[..., n]`` or the Gaussian mean
+    ``[..., act_dim]``. The Gaussian's log standard deviation is the parameter ``log_std``.
+    Actions follow :class:`ActionHead` (normalised Gaussian units with ``scale_actions``).
+    """
+
+    # buffers (register_buffer), declared for the type checker
+    obs_mean: torch.Tensor
+    obs_var: torch.Tensor
+    obs_count: torch.Tensor
+
+    def __init__(self, observation_space: gymnasium.spaces.Space,
+                 action_space: gymnasium.spaces.Space, hidden_sizes: Sequence[int] = (64, 64),
+                 init_log_std: float = 0.0, scale_actions: bool = True) -> None:
+        if not isinstance(observation_space, gymnasium.spaces.Box):
+            raise GameadaptError(f"MLPPolicy needs a Box observation space, "
+                                 f"got {type(observation_space).__name__}")
+        super().__init__(action_space, scale_actions)
+        self.obs_dim = int(math.prod(observation_space.shape))
         layers: list[nn.Module] = []
         width = self.obs_dim
         for size in hidden_sizes:
@@ -79,20 +144,9 @@ class MLPPolicy(nn.Module):
         self.head = nn.Linear(width, self.action_dim)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.action_dim,), float(init_log_std)))
-        for name, value in zip(("action_center", "action_scale", "action_low", "action_high"),
-                               _action_affine(action_space, scale_actions)):
-            self.register_buffer(name, value, persistent=False)
         self.register_buffer("obs_mean", torch.zeros(self.obs_dim))
         self.register_buffer("obs_var", torch.ones(self.obs_dim))
         self.register_buffer("obs_count", torch.zeros(()))
-
-    def to_env_action(self, actions: torch.Tensor) -> torch.Tensor:
-        """Policy actions as the env takes them: indices as they are; Box samples scaled
-        (``center + scale * a``) and clipped to the space's bounds."""
-        if self.discrete:
-            return actions
-        env_actions = self.action_center + self.action_scale * actions
-        return torch.clamp(env_actions, self.action_low, self.action_high)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardised by the running statistics and clipped to +-10."""
@@ -138,46 +192,6 @@ class MLPPolicy(nn.Module):
         self.obs_mean.copy_(new_mean)
         self.obs_var.copy_(m2 / total)
         self.obs_count.copy_(total)
-
-    # -- distributions from head parameters (no module call; vmap- and batch-friendly) --------
-    def log_prob(self, dist: DistParams, actions: torch.Tensor) -> torch.Tensor:
-        """Log-probability of ``actions`` under distribution parameters ``dist``."""
-        if self.discrete:
-            log_p = torch.log_softmax(dist[0], dim=-1)
-            return log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-        mean, log_std = dist
-        z = (actions - mean) * torch.exp(-log_std)
-        return (-0.5 * z * z - log_std - _LOG_SQRT_2PI).sum(-1)
-
-    def entropy(self, dist: DistParams) -> torch.Tensor:
-        """Entropy of the distribution with parameters ``dist``."""
-        if self.discrete:
-            log_p = torch.log_softmax(dist[0], dim=-1)
-            return -(log_p.exp() * log_p).sum(-1)
-        return (dist[1] + 0.5 + _LOG_SQRT_2PI).sum(-1)
-
-    def sample(self, dist: DistParams, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw actions (long for categorical) with noise from ``generator``."""
-        if self.discrete:
-            logits = dist[0]
-            uniform = torch.rand(logits.shape, generator=generator, device=logits.device,
-                                 dtype=logits.dtype).clamp_min(1e-20)
-            return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
-        mean, log_std = dist
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(log_std) * noise
-
-    def greedy(self, dist: DistParams) -> torch.Tensor:
-        """The most likely action: argmax of the logits or the Gaussian mean."""
-        return torch.argmax(dist[0], dim=-1) if self.discrete else dist[0]
-
-    def to_distribution(self, dist: DistParams) -> torch.distributions.Distribution:
-        """The matching ``torch.distributions`` object (for analysis, not for vmap)."""
-        if self.discrete:
-            return torch.distributions.Categorical(logits=dist[0])
-        normal = torch.distributions.Normal(dist[0], dist[1].exp())
-        return torch.distributions.Independent(normal, 1)
-
 
 def _action_affine(space: gymnasium.spaces.Space, scale_actions: bool
                    ) -> tuple[torch.Tensor, ...]:

@@ -35,6 +35,7 @@ class Episodes(NamedTuple):
     rewards: torch.Tensor  # [T, M, E]
     mask: torch.Tensor  # [T, M, E] float
     log_probs: torch.Tensor  # [T, M, E]
+    success: torch.Tensor | None = None  # [M, E] bool, or None if the game reports no success
 
     @property
     def returns(self) -> torch.Tensor:
@@ -47,15 +48,19 @@ class Episodes(NamedTuple):
         return int(self.mask.sum().item())
 
     def task(self, index: int) -> Episodes:
-        """The episodes of one task, each field ``[T, E, ...]``."""
-        return Episodes(*(field[:, index] for field in self))
+        """The episodes of one task, each field ``[T, E, ...]`` (``success``: ``[E]``)."""
+        return Episodes(self.observations[:, index], self.actions[:, index],
+                        self.rewards[:, index], self.mask[:, index], self.log_probs[:, index],
+                        None if self.success is None else self.success[index])
 
 
 @torch.no_grad()
-def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: int) -> Episodes:
+def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: int,
+                    greedy: bool = False) -> Episodes:
     """Play one episode in every env of ``game`` with per-task ``params`` (leading dim ``M``).
 
-    ``seed`` seeds both ``game.reset`` and the action noise. The game receives
+    ``seed`` seeds both ``game.reset`` and the action noise; with ``greedy`` every action is
+    the most likely one (:meth:`~gameadapt.learn.policy.ActionHead.greedy`). The game receives
     :meth:`~gameadapt.learn.policy.MLPPolicy.to_env_action` of each sample (scaled, clipped to the
     bounds); the raw samples are recorded, as their log-probabilities are what losses use.
     """
@@ -67,12 +72,18 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=device)
     steps: list[tuple[torch.Tensor, ...]] = []
     dists: list[tuple[torch.Tensor, ...]] = []
+    success: torch.Tensor | None = None
+    reported = True
     for _ in range(game.horizon):
         dist = dist_fn(obs)
-        actions = policy.sample(dist, generator)
+        actions = policy.greedy(dist) if greedy else policy.sample(dist, generator)
         result: BatchedStep = game.step(policy.to_env_action(actions))
         steps.append((obs, actions, result.reward, alive))
         dists.append(dist)
+        reported = reported and result.success is not None
+        if result.success is not None:
+            now = result.success.to(torch.bool) & alive
+            success = now if success is None else success | now
         alive = alive & ~(result.terminated | result.truncated)
         obs = result.observation.to(device=device, dtype=torch.float32)
         if not bool(alive.any()):
@@ -82,7 +93,8 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
     rewards = rewards.to(observations.dtype) * mask
     # One log-probability computation for the whole round instead of one per step.
     log_probs = policy.log_prob(tuple(torch.stack(part) for part in zip(*dists)), actions)
-    return Episodes(observations, actions, rewards, mask, log_probs)
+    return Episodes(observations, actions, rewards, mask, log_probs,
+                    success if reported else None)
 
 
 def learner_returns(episodes: Episodes, game: BatchedGame) -> torch.Tensor:
@@ -91,21 +103,28 @@ def learner_returns(episodes: Episodes, game: BatchedGame) -> torch.Tensor:
     In a multi-agent game with several controlled agents the learner is the first agent of
     each env (see :class:`~gameadapt.game.BatchedGame`).
     """
-    returns = episodes.returns
+    return learner_rows(episodes.returns, game)
+
+
+def learner_rows(values: torch.Tensor, game: BatchedGame) -> torch.Tensor:
+    """The learner's rows ``[M, envs]`` of per-row values ``[M, rows]`` (see
+    :func:`learner_returns`)."""
     agents = getattr(game, "agents", ())
     if len(agents) <= 1:
-        return returns
-    return returns.reshape(returns.shape[0], -1, len(agents))[..., 0]
+        return values
+    return values.reshape(values.shape[0], -1, len(agents))[..., 0]
 
 
 def play_episodes(spec: GameSpec, policy: MLPPolicy, params: Params, variant: Variant,
                   episodes: int, seed: int, device: torch.device | str = "cpu",
-                  agents: Sequence[str] = ()) -> tuple[Episodes, torch.Tensor]:
-    """``episodes`` episodes of one variant with one parameter set (no task dimension).
+                  agents: Sequence[str] = (), greedy: bool = False
+                  ) -> tuple[Episodes, torch.Tensor]:
+    """``episodes`` episodes of one variant with one parameter set (no task dimension),
+    sampled or ``greedy``.
 
     Returns the episodes (one task) and the learner's returns ``[episodes]``.
     """
     with contextlib.closing(make_batched_game(spec, [variant], episodes, device,
                                               agents or None)) as game:
-        played = sample_episodes(game, policy, expand_params(params, 1), seed)
+        played = sample_episodes(game, policy, expand_params(params, 1), seed, greedy)
         return played, learner_returns(played, game)[0]

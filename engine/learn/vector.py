@@ -6,6 +6,10 @@ protocol: :class:`GymVectorGame` (single-instance gymnasium views in
 ``gymnasium.vector.SyncVectorEnv``) and :class:`ParallelVectorGame` (PettingZoo parallel
 envs, one row per controlled agent: the layout SuperSuit uses for parameter sharing).
 
+Both Python-loop views fill :attr:`~gameadapt.game.BatchedStep.success` from the envs'
+``info["is_success"]`` (gymnasium's convention) on the step an episode ends, once the game
+declares success (``GameSpec.success``) or any env has reported it; else it stays None.
+
 Every view takes the global index of its first task (``first_task``, default 0), so a slice
 of a meta-batch replays exactly the random streams its tasks have in the whole batch: env
 ``(m, e)`` draws from stream ``(first_task + m) * E + e``.
@@ -38,6 +42,7 @@ class GymVectorGame:
     and flags are False (the vector env's own auto-reset is ignored). ``horizon`` defaults
     to the envs' ``max_episode_steps``; when given, episodes are truncated there.
     ``first_task`` is the global index of the first task (see :func:`make_batched_game`).
+    ``success`` is the envs' ``info["is_success"]`` on the step their episode ends.
     """
 
     def __init__(self, spec: GameSpec, variants: Sequence[Variant], envs_per_task: int,
@@ -67,6 +72,7 @@ class GymVectorGame:
         self._obs: np.ndarray | None = None
         self._done = np.zeros(self.num_tasks * envs_per_task, dtype=bool)
         self._steps = 0
+        self._reports_success = spec.success is not None
 
     def reset(self, seed: int) -> torch.Tensor:
         """Reset env ``i`` with the seed of its global stream under ``seed``."""
@@ -84,7 +90,7 @@ class GymVectorGame:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         flat = action.detach().cpu().reshape(self.vector.num_envs, *action.shape[2:]).numpy()
-        obs, reward, terminated, truncated, _ = self.vector.step(
+        obs, reward, terminated, truncated, infos = self.vector.step(
             flat.astype(np.int64) if self.discrete else flat.astype(np.float32))
         self._steps += 1
         live = ~self._done
@@ -94,8 +100,27 @@ class GymVectorGame:
             self.vector.num_envs, -1), self._obs.reshape(self.vector.num_envs, -1))
         self._done |= terminated | truncated
         reward = np.where(live, reward, 0.0).astype(np.float32)
+        success = self._success(infos, terminated | truncated)
         return BatchedStep(self._to_torch(self._obs), self._to_torch(reward),
-                           self._to_torch(terminated), self._to_torch(truncated))
+                           self._to_torch(terminated), self._to_torch(truncated),
+                           None if success is None else self._to_torch(success))
+
+    def _success(self, infos: dict[str, Any], ended: np.ndarray) -> np.ndarray | None:
+        """``info["is_success"]`` of the envs whose episode ended on this step (bool ``[N]``).
+
+        A vector env's infos hold ``is_success`` for every env with the mask ``_is_success``
+        of the envs that reported it; envs that ended earlier were auto-reset by the vector
+        env, so ``ended`` (this step's ends only) keeps them False.
+        """
+        if "is_success" in infos:
+            self._reports_success = True
+        if not self._reports_success:
+            return None
+        reported = np.asarray(infos.get("_is_success", np.zeros(len(ended), dtype=bool)),
+                              dtype=bool)
+        values = infos.get("is_success", np.zeros(len(ended), dtype=bool))
+        flags = np.array([bool(v) for v in np.asarray(values, dtype=object).reshape(-1)])
+        return reported & flags.reshape(ended.shape) & ended
 
     def close(self) -> None:
         """Close the underlying envs."""
@@ -141,6 +166,7 @@ class ParallelVectorGame:
         self._rows: np.ndarray | None = None
         self._done = np.zeros((len(self.envs), len(self.agents)), dtype=bool)
         self._steps = 0
+        self._reports_success = spec.success is not None
 
     def reset(self, seed: int) -> torch.Tensor:
         """Reset env ``i`` with the seed of its global stream under ``seed``."""
@@ -164,11 +190,12 @@ class ParallelVectorGame:
         shape = self._done.shape
         reward = np.zeros(shape, dtype=np.float32)
         terminated, truncated = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+        success = np.zeros(shape, dtype=bool)
         for index, env in enumerate(self.envs):
             if self._done[index].all():
                 continue
             actions = self._env_actions(index, env, chosen[index])
-            observations, rewards, terms, truncs, _ = env.step(actions)
+            observations, rewards, terms, truncs, infos = env.step(actions)
             self._observations[index].update(observations)
             for column, agent in enumerate(self.agents):
                 if self._done[index, column]:
@@ -178,11 +205,21 @@ class ParallelVectorGame:
                 reward[index, column] = float(rewards.get(agent, 0.0))
                 terminated[index, column] = bool(terms.get(agent, agent not in env.agents))
                 truncated[index, column] = bool(truncs.get(agent, False))
+                success[index, column] = self._reported_success(infos.get(agent, {}))
         truncated = (truncated | (self._steps >= self.horizon)) & ~terminated & ~self._done
         terminated &= ~self._done
         self._done |= terminated | truncated
+        success &= terminated | truncated
         return BatchedStep(self._to_torch(self._rows), self._to_torch(reward),
-                           self._to_torch(terminated), self._to_torch(truncated))
+                           self._to_torch(terminated), self._to_torch(truncated),
+                           self._to_torch(success) if self._reports_success else None)
+
+    def _reported_success(self, info: Any) -> bool:
+        """One agent's ``info["is_success"]`` (False when absent); notes that envs report it."""
+        if not isinstance(info, dict) or "is_success" not in info:
+            return False
+        self._reports_success = True
+        return bool(info["is_success"])
 
     def close(self) -> None:
         """Close every parallel env."""

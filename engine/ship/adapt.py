@@ -2,8 +2,13 @@
 
 Plays ``episodes`` episodes of the target variant with the meta-trained policy (one task x
 ``episodes`` envs), applies ``steps`` inner steps of the run's own algorithm, and saves the
-adapted policy with its provenance. The returns before and after are measured on fresh
-evaluation episodes, seeded differently from the adaptation data.
+adapted policy with its provenance. The mean returns before and after are measured on fresh
+evaluation episodes, seeded differently from the adaptation data, both with sampled actions
+and greedy ones (what a game playing the ``action`` output of a greedy export gets), and the
+success rate where the game defines success.
+
+A recurrent policy (RL²) is refused with one line: it adapts in its hidden state while it
+plays, so there is nothing to adapt here; its export carries the state (``exports/README.md``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..algorithm import gradient_algorithm
 from ..errors import GameadaptError
 from ..hashrandom import derive_seed
 from ..learn.policy import Params, detached
@@ -21,34 +27,73 @@ from ..learn.rollout import play_episodes
 from ..variants import Variant
 from .sources import PolicySource, load_policy_source, save_adapted
 
+MODES = ("sampled", "greedy")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Mean return (and success rate, or None) of fresh episodes in one action mode."""
+
+    mean_return: float
+    success: float | None
+
 
 @dataclass(frozen=True)
 class AdaptResult:
-    """What :func:`adapt_policy` did: where it saved, and the returns before and after."""
+    """What :func:`adapt_policy` did: where it saved, and the returns before and after
+    (``return_before``/``return_after``: sampled; ``before``/``after``: every mode)."""
 
     out_dir: Path
     variant: Variant
     return_before: float
     return_after: float
     provenance: dict[str, Any]
+    before: dict[str, Measured]
+    after: dict[str, Measured]
+
+
+def check_adaptable(source: PolicySource) -> None:
+    """A one-line error for a source ``adapt`` cannot adapt (a recurrent policy)."""
+    if source.recurrent:
+        raise GameadaptError(
+            f"{source.path} is an {source.session.algorithm.name!r} run: it adapts in its "
+            f"hidden state while it plays, so there is nothing to adapt; export it "
+            f"(gameadapt export) and carry the state between episodes (exports/README.md)")
+
+
+def measure(source: PolicySource, params: Params, variant: Variant, episodes: int, seed: int,
+            greedy: bool) -> Measured:
+    """Mean return and success rate of ``episodes`` episodes of ``variant`` with ``params``."""
+    played, returns = play_episodes(source.spec, source.mlp_policy, params, variant, episodes,
+                                    seed, agents=source.session.agents, greedy=greedy)
+    success = None
+    if played.success is not None:  # [1, rows]; the learner is the first row of each env
+        success = played.success[0].reshape(episodes, -1)[:, 0].float().mean().item()
+    return Measured(returns.mean().item(), success)
 
 
 def mean_return(source: PolicySource, params: Params, variant: Variant, episodes: int,
                 seed: int) -> float:
     """Mean return of ``episodes`` sampled episodes of ``variant`` with ``params``."""
-    _, returns = play_episodes(source.spec, source.policy, params, variant, episodes, seed,
-                               agents=source.session.agents)
-    return returns.mean().item()
+    return measure(source, params, variant, episodes, seed, greedy=False).mean_return
+
+
+def measure_modes(source: PolicySource, params: Params, variant: Variant, episodes: int,
+                  seed: int) -> dict[str, Measured]:
+    """:func:`measure` with sampled and greedy actions, on the same env seeds."""
+    return {mode: measure(source, params, variant, episodes, seed, mode == "greedy")
+            for mode in MODES}
 
 
 def adapt_params(source: PolicySource, variant: Variant, episodes: int, steps: int | None,
                  seed: int) -> Params:
     """The source's parameters after ``steps`` inner steps on ``episodes`` fresh episodes."""
+    algorithm = gradient_algorithm(source.session.algorithm, "gameadapt adapt")
     shared = detached(source.session.params)
-    data, _ = play_episodes(source.spec, source.policy, shared, variant, episodes, seed,
+    data, _ = play_episodes(source.spec, source.mlp_policy, shared, variant, episodes, seed,
                             agents=source.session.agents)
     with torch.enable_grad():
-        adapted = source.session.algorithm.adapt(source.policy, shared, data, steps)
+        adapted = algorithm.adapt(source.mlp_policy, shared, data, steps)
     return {name: value[0].detach().clone() for name, value in adapted.items()}
 
 
@@ -66,20 +111,37 @@ def adapt_policy(source: PolicySource | Path, variant: dict[str, Any], out_dir: 
         raise GameadaptError("--episodes, --eval-episodes and --steps must be >= 1")
     if not isinstance(source, PolicySource):
         source = load_policy_source(source)
+    check_adaptable(source)
     variant = source.spec.variant_space.validate(variant)
     if steps is None:
-        steps = source.session.algorithm.inner_loop.steps
+        steps = gradient_algorithm(source.session.algorithm, "gameadapt adapt").inner_loop.steps
     data_seed, eval_seed = derive_seed(seed, 0), derive_seed(seed, 1)  # data, evaluation
     adapted = adapt_params(source, variant, episodes, steps, data_seed)
-    before = mean_return(source, detached(source.session.params), variant, eval_episodes,
-                         eval_seed)
-    after = mean_return(source, adapted, variant, eval_episodes, eval_seed)
+    before = measure_modes(source, detached(source.session.params), variant, eval_episodes,
+                           eval_seed)
+    after = measure_modes(source, adapted, variant, eval_episodes, eval_seed)
     record = {"source": str(source.path), "source_kind": source.kind, "variant": variant,
               "episodes": episodes, "steps": steps, "seed": seed, "data_seed": data_seed,
               "eval_seed": eval_seed, "eval_episodes": eval_episodes,
-              "return_before": before, "return_after": after,
+              "return_before": before["sampled"].mean_return,
+              "return_after": after["sampled"].mean_return,
+              **evaluation_record(source, before, after),
               "previous": source.provenance.get("adapted")}
     provenance = {**source.provenance, "adapted": record}
     state = {**source.policy.state_dict(), **adapted}
     save_adapted(out_dir, source, state, variant, provenance)
-    return AdaptResult(out_dir, variant, before, after, provenance)
+    return AdaptResult(out_dir, variant, before["sampled"].mean_return,
+                       after["sampled"].mean_return, provenance, before, after)
+
+
+def evaluation_record(source: PolicySource, before: dict[str, Measured],
+                      after: dict[str, Measured]) -> dict[str, Any]:
+    """The provenance's ``greedy``, ``sampled`` (mean returns) and ``success`` fields."""
+    record: dict[str, Any] = {mode: {"return_before": before[mode].mean_return,
+                                     "return_after": after[mode].mean_return}
+                              for mode in MODES}
+    defined = all(m.success is not None for m in (*before.values(), *after.values()))
+    record["success"] = {"means": source.spec.success, **{
+        mode: {"before": before[mode].success, "after": after[mode].success}
+        for mode in MODES}} if defined else None
+    return record

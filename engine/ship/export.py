@@ -2,7 +2,9 @@
 
 An export folder (default ``exports/<game>-<run or adapted folder name>``) holds::
 
-    policy.onnx          observation [batch, obs_dim] -> action + distribution parameters
+    policy.onnx          observation [batch, obs_dim] (+ noise) -> action + distribution
+                         parameters; recurrent (rl2): + prev_action, prev_reward,
+                         episode_start, state -> + value, state_out
     policy.json          the manifest (format "gameadapt-policy/1"), written last
     policy.int8.onnx     with --quantize int8: dynamically quantised copy of policy.onnx
     policy_weights.onnx  with --with-adapter: policy.onnx with every parameter as an input
@@ -15,6 +17,11 @@ variance as constants, the ±10 clip) and the action handling: discrete games ou
 Gaussian mean mapped to the env by :meth:`~gameadapt.learn.policy.MLPPolicy.to_env_action`,
 i.e. ``clip(center + scale * mean, low, high)``; scale 1 and center 0 for a policy trained
 without action scaling), ``mean`` and ``log_std`` (both in the policy's own action units).
+With ``--action sampled`` the ``action`` is drawn with the ``noise`` input instead
+(:mod:`~gameadapt.ship.graphs`). A recurrent policy (RL²) is exported as one step with its
+state as an input and an output (:mod:`~gameadapt.ship.recurrent_graph`) and verified over
+whole trials with the state carried (:mod:`~gameadapt.ship.recurrent_verify`); it has no
+adapter (it adapts in its state) and no int8 copy (see :func:`check_recurrent`).
 
 The export is a pipeline, one function a stage: :func:`plan_export` resolves and checks
 everything that can be checked before work starts; :func:`build_graphs` exports the torch
@@ -40,12 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..algorithm import gradient_algorithm
 from ..errors import GameadaptError
 from ..learn.policy import MLPPolicy
+from ..learn.recurrent import RecurrentPolicy
 from . import manifest as manifest_parts
 from . import verify
 from .adapter import WeightSpec, weight_specs, weights_blob
 from .formats import (
+    ACTION_MODES,
     ADAPTER_FILE,
     ADAPTER_MIN_OPSET,
     ALL_FILES,
@@ -64,9 +74,11 @@ from .onnx_export import (
     OnnxGraph,
     export_adapter_graph,
     export_policy_graph,
+    export_recurrent_graph,
     export_weights_policy_graph,
 )
-from .sources import PolicySource, load_policy_source
+from .recurrent_verify import verify_recurrent
+from .sources import PolicySource, ShippedPolicy, load_policy_source
 
 Log = Callable[[str], None]
 
@@ -86,7 +98,7 @@ class ExportPlan:
     """An export resolved and checked before any graph is built."""
 
     source: PolicySource
-    policy: MLPPolicy
+    policy: ShippedPolicy
     out_dir: Path
     opset: int
     quantize: str | None
@@ -94,6 +106,17 @@ class ExportPlan:
     force: bool
     samples: int
     files: list[str]  # every file it writes, the manifest last
+    action: str = "greedy"  # what policy.onnx's action output is: greedy or sampled
+
+    @property
+    def sampled(self) -> bool:
+        """True if ``policy.onnx`` samples its action from a ``noise`` input."""
+        return self.action == "sampled"
+
+    @property
+    def mlp(self) -> MLPPolicy:
+        """The policy of a gradient-family export."""
+        return self.source.mlp_policy
 
 
 @dataclass
@@ -112,17 +135,19 @@ class Staged:
 def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None = None, *,
                   opset: int = DEFAULT_OPSET, quantize: str | None = None,
                   with_adapter: bool = False, force: bool = False,
-                  samples: int = 1024, log: Log | None = None) -> ExportResult:
+                  samples: int = 1024, log: Log | None = None,
+                  action: str | None = None) -> ExportResult:
     """Export, verify and write a policy folder; see the module docstring.
 
-    ``source`` is a run folder, an adapted-policy folder or a loaded :class:`PolicySource`.
+    ``source`` is a run folder, an adapted-policy folder or a loaded :class:`PolicySource`;
+    ``action`` is ``"greedy"`` or ``"sampled"`` (default :func:`default_action_mode`).
     Refuses to overwrite an existing ``policy.onnx``/``policy.json`` (or any other file it
     would write) unless ``force``. Raises one-line :class:`GameadaptError` for bad input, an
     opset the exporters cannot reach and failed verification; nothing is written then.
     """
     log = log or (lambda message: None)
     plan = plan_export(source, out_dir, opset=opset, quantize=quantize,
-                       with_adapter=with_adapter, force=force, samples=samples)
+                       with_adapter=with_adapter, force=force, samples=samples, action=action)
     graphs = build_graphs(plan, log)
     with staging_folder(plan.out_dir) as folder:
         staged = stage(plan, graphs, folder)
@@ -133,32 +158,58 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
 
 
 def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *, opset: int,
-                quantize: str | None, with_adapter: bool, force: bool, samples: int
-                ) -> ExportPlan:
+                quantize: str | None, with_adapter: bool, force: bool, samples: int,
+                action: str | None = None) -> ExportPlan:
     """Check the settings, load the source and check the destination (nothing is built)."""
-    check_settings(opset, quantize, with_adapter)
+    check_settings(opset, quantize, with_adapter, action)
     if samples < 1000:
         raise GameadaptError(f"verification needs at least 1000 observations, got {samples}")
     if not isinstance(source, PolicySource):
         source = load_policy_source(Path(source))
-    if not isinstance(source.policy, MLPPolicy):
-        raise GameadaptError(f"export supports MLPPolicy policies, not "
-                             f"{type(source.policy).__name__}")
+    check_recurrent(source, quantize, with_adapter)
     folder = Path(out_dir) if out_dir is not None else default_output_dir(source)
     files = planned_files(with_adapter, quantize)
     _check_destination(folder, files, force)
     return ExportPlan(source, source.policy.cpu().eval(), folder, opset, quantize,
-                      with_adapter, force, samples, files)
+                      with_adapter, force, samples, files, action or default_action_mode(source))
+
+
+def default_action_mode(source: PolicySource) -> str:
+    """The ``--action`` an export gets when none is given: ``"greedy"`` for now (the
+    per-algorithm defaults are to come from measurements)."""
+    return "greedy"
+
+
+def check_recurrent(source: PolicySource, quantize: str | None, with_adapter: bool) -> None:
+    """One-line errors for what a recurrent policy's export cannot have.
+
+    No adapter: it adapts in its state, which ``policy.onnx`` carries. No int8 copy: the
+    state is fed back at every step, so quantisation errors compound over a trial, which the
+    per-call int8 check does not bound, and the float32 GRU is already small and fast.
+    """
+    if not source.recurrent:
+        return
+    name = source.session.algorithm.name
+    if with_adapter:
+        raise GameadaptError(f"--with-adapter: {name!r} adapts in its recurrent state, which "
+                             f"policy.onnx carries as the input 'state' and the output "
+                             f"'state_out'; there is nothing to adapt (export without it)")
+    if quantize:
+        raise GameadaptError(f"--quantize {quantize} is not supported for a recurrent policy "
+                             f"({name!r}): its state is fed back every step, so int8 errors "
+                             f"would compound over a trial; export without --quantize")
 
 
 def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
     """The ONNX models of ``policy.onnx`` (and, with the adapter, its two companions)."""
-    log(f"exporting {POLICY_FILE} (opset {plan.opset}) ...")
-    graphs = {POLICY_FILE: export_policy_graph(plan.policy, plan.opset)}
+    log(f"exporting {POLICY_FILE} (opset {plan.opset}, {plan.action} action) ...")
+    if isinstance(plan.policy, RecurrentPolicy):
+        return {POLICY_FILE: export_recurrent_graph(plan.policy, plan.opset, plan.sampled)}
+    graphs = {POLICY_FILE: export_policy_graph(plan.mlp, plan.opset, plan.sampled)}
     if plan.with_adapter:
         log(f"exporting {WEIGHTS_POLICY_FILE} and {ADAPTER_FILE} ...")
-        graphs[WEIGHTS_POLICY_FILE] = export_weights_policy_graph(plan.policy, plan.opset)
-        graphs[ADAPTER_FILE] = export_adapter_graph(plan.policy, plan.opset)
+        graphs[WEIGHTS_POLICY_FILE] = export_weights_policy_graph(plan.mlp, plan.opset)
+        graphs[ADAPTER_FILE] = export_adapter_graph(plan.mlp, plan.opset)
     return graphs
 
 
@@ -184,8 +235,8 @@ def stage(plan: ExportPlan, graphs: dict[str, OnnxGraph], folder: Path) -> Stage
     staged = Staged(folder, graphs, seconds={name: g.seconds for name, g in graphs.items()})
     blobs = {name: graph.to_bytes() for name, graph in graphs.items()}
     if plan.with_adapter:
-        staged.weights = weight_specs(plan.policy)
-        staged.blob = blobs[WEIGHTS_FILE] = weights_blob(plan.policy)
+        staged.weights = weight_specs(plan.mlp)
+        staged.blob = blobs[WEIGHTS_FILE] = weights_blob(plan.mlp)
     for name, data in blobs.items():
         (folder / name).write_bytes(data)
     return staged
@@ -197,19 +248,23 @@ def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
     log(f"verifying with ONNX Runtime on {plan.samples}+ observations of {source.spec.id} ...")
     observations, obs_source = verify.collect_observations(
         source.spec, source.variant, plan.samples, agents=source.session.agents)
-    checks = verify.verify_policy(policy, folder / POLICY_FILE, observations)
+    if isinstance(policy, RecurrentPolicy):
+        checks = verify_recurrent(policy, folder / POLICY_FILE, source.spec, source.variant,
+                                  observations, plan.sampled)
+    else:
+        checks = verify.verify_policy(policy, folder / POLICY_FILE, observations, plan.sampled)
     checks["observations"] = obs_source
     _require_passed(checks, POLICY_FILE)
     staged.checks, staged.parts["adapter"] = checks, None
     if plan.with_adapter:
         _verify_adapter_files(plan, staged, observations)
-    staged.parts["latency_us"] = verify.measure_latency(folder / POLICY_FILE, policy.obs_dim)
+    staged.parts["latency_us"] = verify.measure_latency(folder / POLICY_FILE)
     staged.parts["quantization"] = None
     if plan.quantize:
         log("quantising to int8 ...")
         started = time.perf_counter()
-        quantization = verify.quantize_int8(policy, folder / POLICY_FILE, folder / INT8_FILE,
-                                            observations)
+        quantization = verify.quantize_int8(plan.mlp, folder / POLICY_FILE, folder / INT8_FILE,
+                                            observations, plan.sampled)
         staged.seconds[INT8_FILE] = time.perf_counter() - started
         _require_passed(quantization, INT8_FILE,
                         hint="; export without --quantize or keep the float32 policy")
@@ -219,11 +274,12 @@ def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
 def _verify_adapter_files(plan: ExportPlan, staged: Staged, observations: Any) -> None:
     """``policy_weights.onnx`` and ``adapter.onnx`` against the engine."""
     assert staged.weights is not None
-    policy, folder, algorithm = plan.policy, staged.folder, plan.source.session.algorithm
+    policy, folder = plan.mlp, staged.folder
+    algorithm = gradient_algorithm(plan.source.session.algorithm, "--with-adapter")
     inner = algorithm.inner_loop
     staged.checks["policy_weights"] = verify.verify_weights_policy(
         policy, folder / WEIGHTS_POLICY_FILE, folder / POLICY_FILE, staged.blob, staged.weights,
-        observations)
+        observations, plan.sampled)
     staged.checks["adapter"] = verify.verify_adapter(
         policy, folder / ADAPTER_FILE, folder / WEIGHTS_POLICY_FILE, staged.blob,
         staged.weights, observations, inner.lr)
@@ -236,7 +292,8 @@ def _verify_adapter_files(plan: ExportPlan, staged: Staged, observations: Any) -
 def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
     """Write the manifest, move the staged files into place (manifest last); return it."""
     exporters = {name: graph.exporter for name, graph in staged.graphs.items()}
-    written = manifest_parts.manifest(plan.source, plan.policy, staged.graphs[POLICY_FILE].opset, {
+    opset = staged.graphs[POLICY_FILE].opset
+    written = manifest_parts.manifest(plan.source, plan.policy, opset, plan.action, {
         "onnxruntime_version": verify.onnxruntime_version(),
         "onnx_version": verify.onnx_version(),
         "files": manifest_parts.file_entries(staged.folder, plan.files[:-1], exporters),
@@ -265,8 +322,12 @@ def planned_files(with_adapter: bool, quantize: str | None) -> list[str]:
     return names + [MANIFEST_FILE]
 
 
-def check_settings(opset: int, quantize: str | None, with_adapter: bool) -> None:
+def check_settings(opset: int, quantize: str | None, with_adapter: bool,
+                   action: str | None = None) -> None:
     """One-line errors for settings that cannot work (before anything is exported)."""
+    if action is not None and action not in ACTION_MODES:
+        raise GameadaptError(f"--action must be one of {', '.join(ACTION_MODES)}, "
+                             f"got {action!r}")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise GameadaptError(f"--opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, "
                              f"got {opset!r}")

@@ -22,3 +22,9 @@ MIN_OPSET, MAX_OPSET = 7, 21
 ADAPTER_MIN_OPSET = 15  # the adapter's gradient graph converts down to 15, not below
 QUANTIZE_MIN_OPSET = 11  # DynamicQuantizeLinear / MatMulInteger
 QUANTIZE_TYPES = ("int8",)
+
+ACTION_MODES = ("greedy", "sampled")  # what policy.onnx's `action` output is
+NOISE_INPUT = "noise"  # the uniform(0, 1) numbers a sampled graph takes
+NOISE_CLAMP = 1e-7  # noise is clamped to [NOISE_CLAMP, 1 - NOISE_CLAMP] inside the graph
+RECURRENT_INPUTS = ("observation", "prev_action", "prev_reward", "episode_start", "state")
+STATE_OUTPUT = "state_out"

@@ -19,65 +19,157 @@ import torch
 from .. import __version__
 from ..algorithm import InnerLoop
 from ..game import space_to_json
-from ..learn.policy import MLPPolicy
+from ..learn.policy import ActionHead, MLPPolicy
+from ..learn.recurrent import RecurrentPolicy
 from .adapter import LOSS_DESCRIPTION, WeightSpec
-from .formats import ADAPTER_FILE, FORMAT, WEIGHTS_FILE, WEIGHTS_POLICY_FILE
+from .formats import (
+    ADAPTER_FILE,
+    FORMAT,
+    NOISE_CLAMP,
+    NOISE_INPUT,
+    RECURRENT_INPUTS,
+    STATE_OUTPUT,
+    WEIGHTS_FILE,
+    WEIGHTS_POLICY_FILE,
+)
+from .graphs import noise_size
 from .onnx_export import model_opset
-from .sources import PolicySource
+from .sources import PolicySource, ShippedPolicy
 
 
-def io_description(policy: MLPPolicy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def io_description(policy: ShippedPolicy, action_mode: str = "greedy"
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``inputs`` and ``outputs`` entries of ``policy.onnx`` for the manifest."""
-    inputs: list[dict[str, Any]] = [{"name": "observation", "dtype": "float32", "shape": ["batch", policy.obs_dim],
-               "meaning": "raw observations, flattened, as the game's gymnasium view returns "
-                          "them; normalisation (running mean/variance, clip to +-10) is "
-                          "inside the graph"}]
+    inputs: list[dict[str, Any]] = [
+        {"name": "observation", "dtype": "float32", "shape": ["batch", policy.obs_dim],
+         "meaning": "raw observations, flattened, as the game's gymnasium view returns them"
+                    + ("" if isinstance(policy, RecurrentPolicy) else
+                       "; normalisation (running mean/variance, clip to +-10) is inside the "
+                       "graph")}]
+    outputs = action_outputs(policy, action_mode)
+    if isinstance(policy, RecurrentPolicy):
+        inputs += recurrent_inputs(policy)
+        outputs += recurrent_outputs(policy)
+    if action_mode == "sampled":
+        inputs.append({"name": NOISE_INPUT, "dtype": "float32",
+                       "shape": ["batch", noise_size(policy)],
+                       "meaning": "fresh uniform(0, 1) numbers every call, one row per batch row "
+                                  "(see 'noise')"})
+    return inputs, outputs
+
+
+def action_outputs(policy: ActionHead, action_mode: str) -> list[dict[str, Any]]:
+    """``action`` and the distribution's outputs."""
     n = policy.action_dim
-    outputs: list[dict[str, Any]]
+    sampled = action_mode == "sampled"
     if policy.discrete:
-        outputs = [
+        return [
             {"name": "action", "dtype": "int64", "shape": ["batch"],
-             "meaning": "greedy action: argmax of the logits, the index passed to env.step"},
+             "meaning": ("sampled action index: argmax(logits - log(-log noise)) (Gumbel-max)"
+                         if sampled else "greedy action: argmax of the logits")
+                        + ", the index passed to env.step"},
             {"name": "logits", "dtype": "float32", "shape": ["batch", n],
              "meaning": "unnormalised log-probabilities of the categorical policy "
                         "(softmax gives the action probabilities)"},
         ]
-    else:
-        outputs = [
-            {"name": "action", "dtype": "float32", "shape": ["batch", n],
-             "meaning": "greedy action for env.step: clip(center + scale * mean, low, high) "
-                        "with action_scaling's values (the Gaussian mean in env units, "
-                        "clipped to the action space's bounds)"},
-            {"name": "mean", "dtype": "float32", "shape": ["batch", n],
-             "meaning": "mean of the diagonal Gaussian policy, in policy units"},
-            {"name": "log_std", "dtype": "float32", "shape": ["batch", n],
-             "meaning": "log standard deviation of the Gaussian (state-independent), policy "
-                        "units; a sample a = mean + exp(log_std) * noise is played as "
-                        "clip(center + scale * a, low, high)"},
-        ]
-    return inputs, outputs
+    chosen = ("a sample a = mean + exp(log_std) * z, z standard normals from noise "
+              "(Box-Muller)" if sampled else "the Gaussian mean")
+    return [
+        {"name": "action", "dtype": "float32", "shape": ["batch", n],
+         "meaning": f"{action_mode} action for env.step: clip(center + scale * a, low, high) "
+                    f"with action_scaling's values, a = {chosen}"},
+        {"name": "mean", "dtype": "float32", "shape": ["batch", n],
+         "meaning": "mean of the diagonal Gaussian policy, in policy units"},
+        {"name": "log_std", "dtype": "float32", "shape": ["batch", n],
+         "meaning": "log standard deviation of the Gaussian (state-independent), policy "
+                    "units; a sample a = mean + exp(log_std) * noise is played as "
+                    "clip(center + scale * a, low, high)"},
+    ]
 
 
-def action_semantics(policy: MLPPolicy) -> str:
+def recurrent_inputs(policy: RecurrentPolicy) -> list[dict[str, Any]]:
+    """The recurrent graph's inputs after ``observation``."""
+    prev_action = ({"name": "prev_action", "dtype": "int64", "shape": ["batch"],
+                    "meaning": "the action index the game played at the previous step; -1 at "
+                               "a new level (no action yet)"} if policy.discrete else
+                   {"name": "prev_action", "dtype": "float32",
+                    "shape": ["batch", policy.action_dim],
+                    "meaning": "the env action the game played at the previous step; "
+                               "action_scaling's center at a new level (no action yet)"})
+    return [prev_action,
+            {"name": "prev_reward", "dtype": "float32", "shape": ["batch"],
+             "meaning": "the reward of the previous step; 0 at a new level"},
+            {"name": "episode_start", "dtype": "float32", "shape": ["batch"],
+             "meaning": "1 on the first step of every episode, else 0"},
+            {"name": "state", "dtype": "float32", "shape": ["batch", policy.hidden_size],
+             "meaning": "the recurrent state: zeros at a new level, then the previous call's "
+                        "state_out"}]
+
+
+def recurrent_outputs(policy: RecurrentPolicy) -> list[dict[str, Any]]:
+    """The recurrent graph's outputs after the action's."""
+    return [{"name": "value", "dtype": "float32", "shape": ["batch"],
+             "meaning": "the value head's estimate of the return to come (not needed to play)"},
+            {"name": STATE_OUTPUT, "dtype": "float32", "shape": ["batch", policy.hidden_size],
+             "meaning": "the new recurrent state: feed it back as 'state' at the next step"}]
+
+
+def recurrent_entry(policy: RecurrentPolicy) -> dict[str, Any]:
+    """The manifest's ``recurrent`` entry: the state, the reset rule and the call sequence."""
+    none = -1 if policy.discrete else per_dimension(policy, policy.action_center)
+    return {
+        "state_size": policy.hidden_size,
+        "state_input": "state",
+        "state_output": STATE_OUTPUT,
+        "inputs": list(RECURRENT_INPUTS),
+        "reset": {"when": "at a new level (variant), before its first episode; never between "
+                          "the episodes of one level",
+                  "state": f"zeros [batch, {policy.hidden_size}]", "prev_action": none,
+                  "prev_reward": 0.0, "episode_start": 1.0},
+        "call_sequence": [
+            "new level: state = zeros, prev_action = reset.prev_action, prev_reward = 0",
+            "new episode: episode_start = 1 (state, prev_action and prev_reward carry over)",
+            "every step: outputs = run(observation, prev_action, prev_reward, episode_start, "
+            "state[, noise]); play outputs.action; then state = outputs.state_out, "
+            "prev_action = the action played, prev_reward = the reward it got, "
+            "episode_start = 0",
+        ],
+    }
+
+
+def noise_entry(policy: ActionHead) -> dict[str, Any]:
+    """The manifest's ``noise`` entry of a sampled export: how to fill the ``noise`` input."""
+    formula = ("action = argmax(logits - log(-log u))" if policy.discrete else
+               "z = sqrt(-2 ln u1) * cos(2 pi u2) (u1, u2 the first and second halves), "
+               "a = mean + exp(log_std) * z, action = clip(center + scale * a, low, high)")
+    return {"input": NOISE_INPUT, "dtype": "float32", "shape": ["batch", noise_size(policy)],
+            "distribution": "uniform(0, 1), independent, a fresh draw at every call",
+            "clamp": [NOISE_CLAMP, 1.0 - NOISE_CLAMP], "formula": formula}
+
+
+def action_semantics(policy: ActionHead, action_mode: str = "greedy") -> str:
     """One sentence: what ``action`` (and the distribution outputs) mean for the game."""
+    how = ("drawn from the policy with the 'noise' input (fill it with fresh uniform(0, 1) "
+           "numbers every call)" if action_mode == "sampled" else "the greedy action")
     if policy.discrete:
-        return ("discrete: 'action' is the greedy (argmax) action index in [0, n), passed "
-                "unchanged to env.step; to sample, draw from softmax('logits')")
+        return (f"discrete: 'action' is {how}, an index in [0, n) passed unchanged to "
+                f"env.step; 'logits' give the distribution (softmax)")
     return ("continuous: 'mean' and 'log_std' parametrise a diagonal Gaussian in policy units; "
             "the env takes clip(center + scale * a, low, high) of a policy-unit action a "
-            "(see action_scaling); 'action' is that of the mean (greedy)")
+            f"(see action_scaling); 'action' is {how}, mapped so")
 
 
-def action_scaling(policy: MLPPolicy) -> dict[str, Any] | None:
+def per_dimension(policy: ActionHead, tensor: torch.Tensor) -> list[float]:
+    """An action buffer as one float per action dimension."""
+    return [float(v) for v in tensor.expand(policy.action_dim).tolist()]
+
+
+def action_scaling(policy: ActionHead) -> dict[str, Any] | None:
     """``{center, scale, low, high}`` lists of a continuous policy (``None`` for discrete)."""
     if policy.discrete:
         return None
-
-    def values(tensor: torch.Tensor) -> list[float]:
-        return [float(v) for v in tensor.expand(policy.action_dim).tolist()]
-
-    return {"center": values(policy.action_center), "scale": values(policy.action_scale),
-            "low": values(policy.action_low), "high": values(policy.action_high)}
+    return {name: per_dimension(policy, getattr(policy, f"action_{name}"))
+            for name in ("center", "scale", "low", "high")}
 
 
 def json_safe(value: Any) -> Any:
@@ -114,12 +206,13 @@ def file_entries(staging: Path, names: Sequence[str], exporters: dict[str, str]
     return files
 
 
-def manifest(source: PolicySource, policy: MLPPolicy, opset: int, parts: dict[str, Any]
-             ) -> dict[str, Any]:
+def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mode: str,
+             parts: dict[str, Any]) -> dict[str, Any]:
     """The whole manifest (JSON-safe); ``parts`` are the export's own sections: ``files``,
     ``weights``, ``adapter``, ``verification``, ``latency_us``, ``quantization`` and the
     versions of ``onnxruntime`` and ``onnx``."""
-    inputs, outputs = io_description(policy)
+    inputs, outputs = io_description(policy, action_mode)
+    recurrent = recurrent_entry(policy) if isinstance(policy, RecurrentPolicy) else None
     return json_safe({
         "format": FORMAT,
         "game": source.spec.id,
@@ -128,8 +221,11 @@ def manifest(source: PolicySource, policy: MLPPolicy, opset: int, parts: dict[st
         "source": {"kind": source.kind, "path": str(source.path)},
         "observation_space": space_to_json(source.spec.observation_space),
         "action_space": space_to_json(source.spec.action_space),
-        "action_semantics": action_semantics(policy),
+        "action_mode": action_mode,
+        "action_semantics": action_semantics(policy, action_mode),
         "action_scaling": action_scaling(policy),
+        "noise": noise_entry(policy) if action_mode == "sampled" else None,
+        "recurrent": recurrent,
         "inputs": inputs,
         "outputs": outputs,
         "opset": opset,
@@ -171,6 +267,8 @@ def adapter_entry(policy: MLPPolicy, inner: InnerLoop, gamma: float | None,
                      "shape": list(spec.shape), "meaning": f"adapted {spec.name}"}
                     for spec in weights],
         "policy_weights_file": WEIGHTS_POLICY_FILE,
+        "policy_weights_action": "greedy (policy_weights.onnx takes no noise; to explore, "
+                                 "sample from its logits or mean/log_std)",
         "policy_weights_inputs": ["observation"] + [spec.input_name for spec in weights],
         "weights_file": WEIGHTS_FILE,
     }

@@ -36,9 +36,18 @@ from torch import nn
 
 from ..errors import GameadaptError, exception_line
 from ..learn.policy import MLPPolicy
+from ..learn.recurrent import RecurrentPolicy
 from .adapter import adapter_export_args, weight_specs
-from .formats import ADAPTER_FILE, ADAPTER_MIN_OPSET, POLICY_FILE, WEIGHTS_POLICY_FILE
-from .graphs import PolicyGraph, WeightsPolicyGraph, output_names
+from .formats import (
+    ADAPTER_FILE,
+    ADAPTER_MIN_OPSET,
+    NOISE_INPUT,
+    POLICY_FILE,
+    RECURRENT_INPUTS,
+    WEIGHTS_POLICY_FILE,
+)
+from .graphs import PolicyGraph, WeightsPolicyGraph, noise_size, output_names
+from .recurrent_graph import RecurrentGraph, no_previous_action, recurrent_output_names
 
 
 @contextlib.contextmanager
@@ -166,19 +175,40 @@ def to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[
     raise GameadaptError(f"cannot export {what} at opset {opset} ({'; '.join(problems)})")
 
 
-def _policy_dynamic(outputs: Sequence[str]) -> tuple[dict[str, dict[int, str]], Any]:
+def _policy_dynamic(outputs: Sequence[str], inputs: Sequence[str] = ("observation",)
+                    ) -> tuple[dict[str, dict[int, str]], Any]:
     batch = torch.export.Dim("batch")
-    axes = {name: {0: "batch"} for name in ["observation", *outputs]}
+    axes = {name: {0: "batch"} for name in [*inputs, *outputs]}
     return axes, batch
 
 
-def export_policy_graph(policy: MLPPolicy, opset: int) -> OnnxGraph:
-    """``policy.onnx`` as a model."""
+def example_noise(policy: MLPPolicy | RecurrentPolicy, batch: int) -> torch.Tensor:
+    """Uniform numbers shaped like a sampled graph's ``noise`` input (for tracing)."""
+    return torch.rand(batch, noise_size(policy), generator=torch.Generator().manual_seed(0))
+
+
+def export_policy_graph(policy: MLPPolicy, opset: int, sampled: bool = False) -> OnnxGraph:
+    """``policy.onnx`` as a model (with ``sampled``, taking ``noise``)."""
     outputs = output_names(policy)
-    axes, batch = _policy_dynamic(outputs)
-    example = torch.zeros(3, policy.obs_dim)
-    return to_onnx(PolicyGraph(policy).eval(), (example,), ["observation"], outputs,
-                   ({0: batch},), axes, opset, what=POLICY_FILE)
+    inputs = ["observation", NOISE_INPUT] if sampled else ["observation"]
+    axes, batch = _policy_dynamic(outputs, inputs)
+    args = (torch.zeros(3, policy.obs_dim), *([example_noise(policy, 3)] if sampled else []))
+    return to_onnx(PolicyGraph(policy).eval(), args, inputs, outputs,
+                   tuple({0: batch} for _ in args), axes, opset, what=POLICY_FILE)
+
+
+def export_recurrent_graph(policy: RecurrentPolicy, opset: int, sampled: bool = False
+                           ) -> OnnxGraph:
+    """The recurrent ``policy.onnx`` (:class:`~gameadapt.ship.recurrent_graph.RecurrentGraph`)."""
+    outputs = recurrent_output_names(policy)
+    inputs = [*RECURRENT_INPUTS, *([NOISE_INPUT] if sampled else [])]
+    axes, batch = _policy_dynamic(outputs, inputs)
+    size = 3
+    args = (torch.zeros(size, policy.obs_dim), no_previous_action(policy, size),
+            torch.zeros(size), torch.ones(size), policy.initial_state(size),
+            *([example_noise(policy, size)] if sampled else []))
+    return to_onnx(RecurrentGraph(policy).eval(), args, inputs, outputs,
+                   tuple({0: batch} for _ in args), axes, opset, what=POLICY_FILE)
 
 
 def export_weights_policy_graph(policy: MLPPolicy, opset: int) -> OnnxGraph:

@@ -13,6 +13,21 @@ and runs the graphs with ONNX Runtime (the artifact format is in ``exports/READM
         advantages = reward_to_go_advantages([episode_rewards], gamma=0.99)
         weights = policy.adapt(observations, policy_actions, advantages, weights=weights)
         action = policy.act_with(weights, observation)
+
+A recurrent export (RL²) carries a :class:`Memory` (its state, the previous action and
+reward, the episode-start flag) over every episode of a level; each call is one step::
+
+    memory = policy.new_level()                         # a new level: everything reset
+    for episode in range(episodes):
+        observation, _ = env.reset()
+        memory.new_episode()                            # episode_start = 1; the state carries
+        while not done:
+            action = policy.act(observation, memory)    # advances the memory
+            observation, reward, terminated, truncated, _ = env.step(action)
+            memory.reward(reward)
+
+A sampled export (``--action sampled``) takes a ``noise`` input: the loader fills it with
+uniform numbers from ``rng`` (or the policy's own generator), or takes them as ``noise=``.
 """
 
 from __future__ import annotations
@@ -38,6 +53,49 @@ Weights = dict[str, np.ndarray]  # parameter input name (e.g. "body_0_weight") -
 
 class PolicyLoadError(Exception):
     """A policy folder is missing, malformed or tampered with, or an input is wrong (one line)."""
+
+
+class Memory:
+    """What a recurrent policy carries from step to step on one level, one row per batch row
+    (agent): made by :meth:`OnnxPolicy.new_level`, advanced by every call with it."""
+
+    def __init__(self, state: np.ndarray, prev_action: np.ndarray) -> None:
+        batch = len(state)
+        self.state = state  # float32 [batch, state_size]: zeros at a new level
+        self.prev_action = prev_action  # int64 [batch] (-1: none) or float32 [batch, act_dim]
+        self.prev_reward = np.zeros(batch, np.float32)
+        self.episode_start = np.ones(batch, np.float32)
+
+    @property
+    def batch(self) -> int:
+        """The rows (agents) this memory holds."""
+        return len(self.state)
+
+    def reward(self, reward: Any) -> None:
+        """The reward(s) the last action got; call it after every ``env.step``."""
+        values = np.asarray(reward, dtype=np.float32).reshape(-1)
+        self.prev_reward = np.broadcast_to(values, (self.batch,)).astype(np.float32)
+
+    def new_episode(self) -> None:
+        """A new episode of the same level: ``episode_start`` 1; the state carries over."""
+        self.episode_start = np.ones(self.batch, np.float32)
+
+    def played(self, action: Any) -> None:
+        """The action(s) the game really played, when not the ``action`` output (an index,
+        or the env action)."""
+        array = np.asarray(action, dtype=self.prev_action.dtype)
+        self.prev_action = np.ascontiguousarray(array.reshape(self.prev_action.shape))
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The recurrent inputs of the next call."""
+        return {"prev_action": self.prev_action, "prev_reward": self.prev_reward,
+                "episode_start": self.episode_start, "state": self.state}
+
+    def advance(self, outputs: Mapping[str, np.ndarray]) -> None:
+        """After a call: its ``state_out`` and ``action`` are the next call's inputs."""
+        self.state = np.asarray(outputs["state_out"], np.float32)
+        self.played(outputs["action"])
+        self.episode_start = np.zeros(self.batch, np.float32)
 
 
 def sha256_of(path: Path) -> str:
@@ -77,7 +135,7 @@ class OnnxPolicy:
     """A loaded policy folder; see :meth:`load`."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any],
-                 sessions: dict[str, ort.InferenceSession]) -> None:
+                 sessions: dict[str, ort.InferenceSession], seed: int | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
         self._sessions = sessions
@@ -85,11 +143,15 @@ class OnnxPolicy:
         self.action_space: dict[str, Any] = manifest["action_space"]
         self.discrete = self.action_space.get("type") == "discrete"
         self.obs_dim = int(np.prod(self.observation_space.get("shape", [0])))
+        self._inputs = {value.name: value.shape for value in sessions[POLICY_FILE].get_inputs()}
+        self.rng = np.random.default_rng(seed)  # fills a sampled export's noise by default
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, folder: str | Path, providers: Sequence[str] | None = None) -> OnnxPolicy:
-        """Read ``policy.json``, verify every listed file's SHA-256, open the ONNX sessions."""
+    def load(cls, folder: str | Path, providers: Sequence[str] | None = None,
+             seed: int | None = None) -> OnnxPolicy:
+        """Read ``policy.json``, verify every listed file's SHA-256, open the ONNX sessions
+        (``seed``: of :attr:`rng`, the default source of a sampled export's noise)."""
         folder = Path(folder)
         manifest = read_manifest(folder)
         files = manifest.get("files")
@@ -109,7 +171,7 @@ class OnnxPolicy:
                 except Exception as exc:  # noqa: BLE001 - ORT raises several private types
                     first = " ".join(str(exc).split())[:200]
                     raise PolicyLoadError(f"ONNX Runtime cannot load {path}: {first}") from None
-        return cls(folder, manifest, sessions)
+        return cls(folder, manifest, sessions, seed)
 
     @property
     def game(self) -> str:
@@ -128,36 +190,102 @@ class OnnxPolicy:
             and WEIGHTS_FILE in self.manifest.get("files", {}) \
             and bool(self.manifest.get("weights"))
 
-    # -- acting ----------------------------------------------------------------------------
-    def outputs(self, obs: Any) -> dict[str, np.ndarray]:
-        """Every output of ``policy.onnx`` for one observation ``[obs_dim]`` or a batch."""
-        batch, single = self._batch(obs)
-        names = [o.name for o in self._sessions[POLICY_FILE].get_outputs()]
-        values = _run(self._sessions[POLICY_FILE], POLICY_FILE, names, {"observation": batch})
-        return {n: (v[0] if single else v) for n, v in zip(names, values)}
+    @property
+    def recurrent(self) -> bool:
+        """True for a recurrent export: every call takes and advances a :class:`Memory`."""
+        return "state" in self._inputs
 
-    def act(self, obs: Any) -> np.ndarray:
-        """The greedy action: an int64 index (discrete) or a clipped float32 vector."""
-        return self.outputs(obs)["action"]
+    @property
+    def takes_noise(self) -> bool:
+        """True for a sampled export: ``action`` is drawn with the ``noise`` input."""
+        return "noise" in self._inputs
+
+    @property
+    def action_mode(self) -> str:
+        """``"greedy"`` or ``"sampled"``: what the ``action`` output is."""
+        return "sampled" if self.takes_noise else "greedy"
+
+    @property
+    def noise_size(self) -> int:
+        """Uniform numbers per row the ``noise`` input takes (0 for a greedy export)."""
+        shape = self._inputs.get("noise") or [0, 0]
+        return int(shape[1])
+
+    def new_level(self, batch: int = 1) -> Memory:
+        """A recurrent export's memory at a new level: state zeros, no previous action
+        (-1 or the action space's center), previous reward 0, episode start 1."""
+        if not self.recurrent:
+            raise PolicyLoadError(f"{self.folder} is not a recurrent export: it keeps no "
+                                  f"memory; call act(observation)")
+        state = np.zeros((batch, int(self._inputs["state"][1])), np.float32)
+        if self.discrete:
+            return Memory(state, np.full(batch, -1, np.int64))
+        center = _floats((self.manifest.get("action_scaling") or {}).get("center", 0.0))
+        dims = int(np.prod(self.action_space.get("shape", [1])))
+        return Memory(state, np.ascontiguousarray(np.broadcast_to(center, (batch, dims))))
+
+    # -- acting ----------------------------------------------------------------------------
+    def outputs(self, obs: Any, memory: Memory | None = None, *, noise: Any = None,
+                rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Every output of ``policy.onnx`` for one observation ``[obs_dim]`` or a batch.
+
+        A recurrent export needs its ``memory`` and advances it (one call, one step). A
+        sampled export takes ``noise`` ``[batch, noise_size]`` or draws it from ``rng``
+        (default :attr:`rng`).
+        """
+        batch, single = self._batch(obs)
+        feeds = {"observation": batch, **self._memory_feeds(memory, len(batch))}
+        if self.takes_noise:
+            feeds["noise"] = self._noise(len(batch), noise, rng)
+        elif noise is not None:
+            raise PolicyLoadError(f"{self.folder} has a greedy action and takes no noise "
+                                  f"(export with --action sampled)")
+        names = [o.name for o in self._sessions[POLICY_FILE].get_outputs()]
+        out = dict(zip(names, _run(self._sessions[POLICY_FILE], POLICY_FILE, names, feeds)))
+        if memory is not None:
+            memory.advance(out)
+        return {n: (v[0] if single else v) for n, v in out.items()}
+
+    def act(self, obs: Any, memory: Memory | None = None, *, noise: Any = None,
+            rng: np.random.Generator | None = None) -> np.ndarray:
+        """The ``action`` output (greedy, or sampled with noise): an int64 index (discrete) or a
+        clipped float32 vector; see :meth:`outputs`."""
+        return self.outputs(obs, memory, noise=noise, rng=rng)["action"]
 
     def sample(self, obs: Any, rng: np.random.Generator,
-               weights: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Draw from the policy's distribution: ``(env_action, policy_action)``.
+               weights: Mapping[str, np.ndarray] | None = None, memory: Memory | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw from the policy's distribution outputs: ``(env_action, policy_action)``.
 
         The adapter takes ``policy_action``: the action index, or the Gaussian sample
-        before :meth:`to_env_action` maps it to the env.
+        before :meth:`to_env_action` maps it to the env. A recurrent ``memory`` records the
+        action drawn as the one played.
         """
-        out = self.outputs(obs) if weights is None else self.outputs_with(weights, obs)
+        if weights is None:
+            out = self.outputs(obs, memory, rng=rng)
+        else:
+            out = self.outputs_with(weights, obs)
         if self.discrete:
             logits = np.asarray(out["logits"], dtype=np.float64)
             probs = np.exp(logits - logits.max(-1, keepdims=True))
             cdf = np.cumsum(probs / probs.sum(-1, keepdims=True), -1)
             uniform = rng.random(cdf.shape[:-1] + (1,))
             index = np.minimum((uniform > cdf).sum(-1), cdf.shape[-1] - 1).astype(np.int64)
-            return index + int(self.action_space.get("start", 0)), index
-        mean, log_std = out["mean"], out["log_std"]
-        action = (mean + np.exp(log_std) * rng.standard_normal(mean.shape)).astype(np.float32)
-        return self.to_env_action(action), action
+            drawn = (index + int(self.action_space.get("start", 0)), index)
+        else:
+            mean, log_std = out["mean"], out["log_std"]
+            action = (mean + np.exp(log_std) * rng.standard_normal(mean.shape)).astype(np.float32)
+            drawn = (self.to_env_action(action), action)
+        if memory is not None:
+            memory.played(drawn[1] if self.discrete else drawn[0])
+        return drawn
+
+    def to_policy_units(self, env_action: Any) -> np.ndarray:
+        """A continuous env action in policy units, ``(a - center) / scale``."""
+        scaling = self.manifest.get("action_scaling") or {}
+        center = _floats(scaling.get("center", 0.0))
+        scale = _floats(scaling.get("scale", 1.0))
+        return ((np.asarray(env_action, np.float32) - center) / scale).astype(np.float32)
 
     def to_env_action(self, action: Any) -> np.ndarray:
         """A continuous policy-unit action as the env takes it: ``clip(center + scale * a)``."""
@@ -230,6 +358,10 @@ class OnnxPolicy:
 
     # -- helpers ---------------------------------------------------------------------------
     def _require(self, name: str) -> ort.InferenceSession:
+        if self.recurrent:
+            raise PolicyLoadError(f"{self.folder} is a recurrent export: it adapts in its state "
+                                  f"as it plays (memory = policy.new_level(); "
+                                  f"policy.act(observation, memory)) and has no adapter")
         if not self.has_adapter:
             raise PolicyLoadError(f"{self.folder} has no adapter (export it with --with-adapter)")
         return self._sessions[name]
@@ -240,6 +372,32 @@ class OnnxPolicy:
             raise PolicyLoadError(f"weights lack parameter {missing[0]!r}")
         return {name: np.ascontiguousarray(weights[name], dtype=np.float32)
                 for name in self.weight_names}
+
+    def _memory_feeds(self, memory: Memory | None, batch: int) -> dict[str, np.ndarray]:
+        if not self.recurrent:
+            if memory is not None:
+                raise PolicyLoadError(f"{self.folder} is not a recurrent export: it takes no "
+                                      f"memory")
+            return {}
+        if memory is None:
+            raise PolicyLoadError(f"{self.folder} is a recurrent export: pass its memory "
+                                  f"(memory = policy.new_level(); policy.act(observation, "
+                                  f"memory))")
+        if memory.batch != batch:
+            raise PolicyLoadError(f"the memory holds {memory.batch} rows, the observation "
+                                  f"{batch}; make it with policy.new_level(batch={batch})")
+        return memory.feeds()
+
+    def _noise(self, batch: int, noise: Any, rng: np.random.Generator | None) -> np.ndarray:
+        if noise is None:
+            return (rng or self.rng).random((batch, self.noise_size), dtype=np.float32)
+        array = np.asarray(noise, dtype=np.float32)
+        if array.ndim == 1 and batch == 1:
+            array = array.reshape(1, -1)
+        if array.shape != (batch, self.noise_size):
+            raise PolicyLoadError(f"noise must be uniform(0, 1) float32 numbers shaped "
+                                  f"[{batch}, {self.noise_size}], got {list(array.shape)}")
+        return np.ascontiguousarray(array)
 
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
         array = np.asarray(obs, dtype=np.float32)

@@ -1,13 +1,18 @@
 """Play an exported policy in a game's gymnasium view with ONNX Runtime (``gameadapt play``).
 
 In a multi-agent game the view is the learner's; the other agents named in the manifest's
-``agents`` (parameter sharing) are driven by the same ONNX policy, greedily, and the rest
-act by the game's scripted opponent.
+``agents`` (parameter sharing) are driven by the same ONNX policy (its ``action`` output,
+each with its own memory if it is recurrent), and the rest act by the game's scripted
+opponent.
 
 Numpy and onnxruntime only: this module never imports torch, so it shows what a game
-build sees. Episode ``i`` is reset with seed ``seed + i``; actions are the greedy
-``action`` output, or with ``sample`` draws from the policy's distribution (numpy generator
-seeded with ``seed + i``). With ``adapt_online`` the weights are adapted after every episode
+build sees. Episode ``i`` is reset with seed ``seed + i``; actions are the ``action``
+output (greedy, or for a sampled export drawn with numpy noise), or with ``sample`` draws
+from the policy (a sampled export's own ``action``; else from its distribution outputs),
+numpy generator seeded with ``seed + i``. A recurrent export carries its memory (state,
+previous action and reward) over all the episodes: it is reset once, at the start, as at a
+new level, and each episode starts with ``episode_start`` 1. With ``adapt_online`` the
+weights are adapted after every episode
 with ``adapter.onnx`` on that episode (reward-to-go advantages) and the next episode is
 played with ``policy_weights.onnx`` and the new weights. Online adaptation always samples:
 a policy gradient needs exploration (at the greedy Gaussian mean the gradient of
@@ -26,7 +31,7 @@ from ..errors import GameadaptError
 from ..game import GameSpec, as_text, frame, space_to_json
 from ..multiagent import ControlledAgentEnv
 from ..variants import Variant
-from .onnxpolicy import OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
+from .onnxpolicy import Memory, OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
 
 
 @dataclass
@@ -69,14 +74,17 @@ def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int 
          seed: int = 0, render: bool = False, sample: bool = False, adapt_online: bool = False,
          echo: Callable[[str], None] = print) -> list[Episode]:
     """Play ``episodes`` episodes of ``variant``; echo every return (and frames)."""
+    if adapt_online and policy.recurrent:
+        raise GameadaptError(f"--adapt-online: {policy.folder} is a recurrent export, which "
+                             f"adapts in its state as it plays; play it without --adapt-online")
     if adapt_online and not policy.has_adapter:
         raise GameadaptError(f"--adapt-online needs an adapter: {policy.folder} was exported "
                              f"without --with-adapter")
     text_mode = render and "ansi" in _render_modes(spec, variant)
-    env = make_play_env(policy, spec, variant, "ansi" if text_mode else None)
+    env = make_play_env(policy, spec, variant, "ansi" if text_mode else None, seed)
     try:
-        return _play(policy, spec, env, variant, episodes, seed, render, text_mode,
-                     sample or adapt_online, adapt_online, echo)
+        return _play(policy, spec, env, variant, episodes, seed, Rendering(render, text_mode, echo),
+                     sample or adapt_online, adapt_online)
     except PolicyLoadError as exc:
         raise GameadaptError(str(exc)) from None
     finally:
@@ -84,9 +92,10 @@ def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int 
 
 
 def make_play_env(policy: OnnxPolicy, spec: GameSpec, variant: Variant,
-                  render_mode: str | None) -> Any:
+                  render_mode: str | None, seed: int = 0) -> Any:
     """The learner's gymnasium view; in a multi-agent game every agent the manifest names
-    is also driven by ``policy`` (greedily), the others by the game's opponent."""
+    is also driven by ``policy`` (its noise, if any, from a generator seeded with ``seed``),
+    the others by the game's opponent."""
     if not spec.is_multi_agent:
         return spec.make_env(variant, render_mode=render_mode)
     driven = list(policy.manifest.get("agents") or [spec.learner])
@@ -95,29 +104,92 @@ def make_play_env(policy: OnnxPolicy, spec: GameSpec, variant: Variant,
         raise GameadaptError(f"{policy.folder} drives agents {driven}, which do not fit game "
                              f"{spec.id!r} (agents {list(spec.agents)}, learner {spec.learner!r})")
     assert spec.make_parallel_env is not None and spec.opponent is not None
+    assert spec.learner is not None
     opponent = spec.opponent
+    drivers = Drivers(policy, [agent for agent in driven if agent != spec.learner],
+                      np.random.default_rng(seed))
 
     def act(env: Any, agent: str, observation: Any, variant: Variant) -> Any:
         if agent in driven:
-            return _choose(policy, np.asarray(observation, np.float32).reshape(-1), None, None)[0]
+            return drivers.act(agent, observation)
         return opponent(env, agent, observation, variant)
 
-    assert spec.learner is not None
-    return ControlledAgentEnv(spec.make_parallel_env(variant, render_mode), spec.learner, act,
-                              variant)
+    parallel_env = spec.make_parallel_env(variant, render_mode)
+    if policy.recurrent:
+        parallel_env = TappedParallelEnv(parallel_env, drivers)
+    return ControlledAgentEnv(parallel_env, spec.learner, act, variant)
+
+
+class Drivers:
+    """The agents besides the learner that the policy drives; a recurrent policy keeps a
+    memory for each over the whole level (a new episode at each reset, every reward told)."""
+
+    def __init__(self, policy: OnnxPolicy, agents: list[str], rng: np.random.Generator) -> None:
+        self.policy = policy
+        self.rng = rng
+        self.memories = {agent: policy.new_level() for agent in agents} if policy.recurrent \
+            else {}
+
+    def act(self, agent: str, observation: Any) -> Any:
+        """The env action of ``agent`` (the policy's ``action`` output)."""
+        obs = np.asarray(observation, np.float32).reshape(-1)
+        return _choose(self.policy, obs, None, self.rng, self.memories.get(agent))[0]
+
+    def new_episode(self) -> None:
+        for memory in self.memories.values():
+            memory.new_episode()
+
+    def rewards(self, rewards: dict[str, Any]) -> None:
+        for agent, memory in self.memories.items():
+            memory.reward(float(rewards.get(agent, 0.0)))
+
+
+class TappedParallelEnv:
+    """A ``ParallelEnv`` that tells :class:`Drivers` of every reset and every step's rewards
+    (everything else is the env's own)."""
+
+    def __init__(self, env: Any, drivers: Drivers) -> None:
+        self._env = env
+        self.drivers = drivers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def reset(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._env.reset(*args, **kwargs)
+        self.drivers.new_episode()
+        return result
+
+    def step(self, actions: dict[str, Any]) -> Any:
+        result = self._env.step(actions)
+        self.drivers.rewards(result[1])
+        return result
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """Whether and how to print frames, and where lines go."""
+
+    render: bool
+    text_mode: bool
+    echo: Callable[[str], None]
 
 
 def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episodes: int,
-          seed: int, render: bool, text_mode: bool, sample: bool, adapt_online: bool,
-          echo: Callable[[str], None]) -> list[Episode]:
+          seed: int, rendering: Rendering, sample: bool, adapt_online: bool) -> list[Episode]:
     check_compatible(policy, spec, env)
-    echo(f"playing {spec.id} {variant} with {policy.folder}")
+    echo = rendering.echo
+    carried = ", state carried across the episodes" if policy.recurrent else ""
+    echo(f"playing {spec.id} {variant} with {policy.folder} "
+         f"({'sampled' if sample else policy.action_mode} actions{carried})")
     weights = policy.load_weights() if adapt_online else None
+    memory = policy.new_level() if policy.recurrent else None  # reset once: a new level
     gamma = float((policy.manifest.get("adapter") or {}).get("gamma") or 0.99)
     played = []
     for index in range(episodes):
-        rng = np.random.default_rng(seed + index) if sample else None
-        episode = _play_episode(policy, env, seed + index, weights, rng, render, text_mode, echo)
+        rng = np.random.default_rng(seed + index) if sample or policy.takes_noise else None
+        episode = _play_episode(policy, env, seed + index, weights, rng, memory, sample,
+                                rendering)
         played.append(episode)
         echo(f"episode {index + 1}: return {episode.total:.3f} ({len(episode.rewards)} steps)")
         if weights is not None:
@@ -130,37 +202,48 @@ def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episod
 
 
 def _play_episode(policy: OnnxPolicy, env: Any, seed: int, weights: Weights | None,
-                  rng: np.random.Generator | None, render: bool, text_mode: bool,
-                  echo: Callable[[str], None]) -> Episode:
+                  rng: np.random.Generator | None, memory: Memory | None, sample: bool,
+                  rendering: Rendering) -> Episode:
     episode = Episode()
     observation, _ = env.reset(seed=seed)
-    if render:
-        echo(frame(env, observation, text_mode))
+    if memory is not None:
+        memory.new_episode()
+    if rendering.render:
+        rendering.echo(frame(env, observation, rendering.text_mode))
     done = False
     while not done:
         obs = np.asarray(observation, dtype=np.float32).reshape(-1)
-        action, policy_action = _choose(policy, obs, weights, rng)
+        action, policy_action = _choose(policy, obs, weights, rng, memory, sample)
         observation, reward, terminated, truncated, _ = env.step(action)
+        if memory is not None:
+            memory.reward(float(reward))
         episode.observations.append(obs)
         episode.actions.append(action)
         episode.policy_actions.append(policy_action)
         episode.rewards.append(float(reward))
         done = bool(terminated or truncated)
-        if render:
-            echo(f"step {len(episode.rewards)}: action {as_text(action)}  "
-                 f"reward {float(reward):+.3f}")
-            echo(frame(env, observation, text_mode))
+        if rendering.render:
+            rendering.echo(f"step {len(episode.rewards)}: action {as_text(action)}  "
+                           f"reward {float(reward):+.3f}")
+            rendering.echo(frame(env, observation, rendering.text_mode))
     return episode
 
 
 def _choose(policy: OnnxPolicy, obs: np.ndarray, weights: Weights | None,
-            rng: np.random.Generator | None) -> tuple[Any, Any]:
-    """``(env action, policy-unit action)``: greedy, or sampled when ``rng`` is given."""
-    if rng is not None:
-        action, policy_action = policy.sample(obs, rng, weights)
+            rng: np.random.Generator | None, memory: Memory | None = None,
+            sample: bool = False) -> tuple[Any, Any]:
+    """``(env action, policy-unit action)``: the ``action`` output (a sampled export's drawn
+    with ``rng``), or with ``sample`` (or ``weights``) drawn from the distribution outputs."""
+    if weights is not None or (sample and not policy.takes_noise):
+        assert rng is not None
+        action, policy_action = policy.sample(obs, rng, weights, memory)
     else:
-        out = policy.outputs(obs) if weights is None else policy.outputs_with(weights, obs)
-        action, policy_action = out["action"], out["action" if policy.discrete else "mean"]
+        out = policy.outputs(obs, memory, rng=rng)
+        action = out["action"]
+        if policy.discrete:
+            policy_action = action
+        else:  # the greedy mean, or a sample mapped back from the env (before clipping)
+            policy_action = policy.to_policy_units(action) if policy.takes_noise else out["mean"]
     if policy.discrete:  # an index in [0, n); the env's action is start + index
         return int(policy_action) + int(policy.action_space.get("start", 0)), int(policy_action)
     return np.asarray(action, np.float32), np.asarray(policy_action, np.float32)

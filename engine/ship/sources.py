@@ -1,7 +1,9 @@
 """Trained policies on disk: a run folder, or an adapted policy made by ``gameadapt adapt``.
 
 Both load into a :class:`PolicySource` (CPU policy + game + provenance) that ``export`` and
-``adapt`` work from. An adapted policy is a folder with ``adapted.pt`` (a checkpoint holding
+``adapt`` work from; the policy is an :class:`~gameadapt.learn.policy.MLPPolicy` (gradient
+family) or a :class:`~gameadapt.learn.recurrent.RecurrentPolicy` (RL², which is exported with
+its state and never adapted here). An adapted policy is a folder with ``adapted.pt`` (a checkpoint holding
 the policy's state and its provenance) and ``adapted.json`` (the same provenance, readable).
 """
 
@@ -19,11 +21,13 @@ from ..files import atomic_write_json
 from ..game import GameSpec
 from ..host.registry import get_registry
 from ..learn.policy import MLPPolicy
+from ..learn.recurrent import RecurrentPolicy
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.runs import RunDir
 from ..train.session import Session, build_session, current_providers, load_session, make_config
 from ..variants import Variant
 
+ShippedPolicy = MLPPolicy | RecurrentPolicy  # the policy classes the algorithms make
 ADAPTED_CHECKPOINT = "adapted.pt"
 ADAPTED_SUMMARY = "adapted.json"
 
@@ -41,9 +45,26 @@ class PolicySource:
     providers: dict[str, Any]  # the distributions that provide its game and algorithm
 
     @property
-    def policy(self) -> MLPPolicy:
+    def policy(self) -> ShippedPolicy:
+        """The policy: an MLP (gradient family) or a recurrent one (RL²)."""
         policy = self.session.policy
-        assert isinstance(policy, MLPPolicy)  # the one policy class the algorithms make
+        if not isinstance(policy, (MLPPolicy, RecurrentPolicy)):
+            raise GameadaptError(f"{self.path}: cannot ship a {type(policy).__name__} (only "
+                                 f"MLPPolicy and RecurrentPolicy policies)")
+        return policy
+
+    @property
+    def recurrent(self) -> bool:
+        """True for a recurrent policy, which adapts in its state rather than its weights."""
+        return isinstance(self.policy, RecurrentPolicy)
+
+    @property
+    def mlp_policy(self) -> MLPPolicy:
+        """The policy of a gradient-family source (a one-line error for a recurrent one)."""
+        policy = self.policy
+        if not isinstance(policy, MLPPolicy):
+            raise GameadaptError(f"{self.path} holds a recurrent policy "
+                                 f"({self.session.algorithm.name!r}): it has no weights to adapt")
         return policy
 
 

@@ -7,7 +7,11 @@
 * float32 outputs must match PyTorch to :data:`TOLERANCE` (max abs diff); a discrete
   ``action`` must equal PyTorch's argmax, except where PyTorch's two largest logits are
   within :data:`TOLERANCE` of each other (a tie at float32 precision; such samples are counted
-  in ``action_ties`` but cannot fail the export).
+  in ``action_ties`` but cannot fail the export). A sampled graph (``noise`` input) is fed
+  the same uniform numbers as PyTorch's formula (:func:`~gameadapt.ship.graphs.noise_action`);
+  its ties are those of the Gumbel-perturbed logits.
+* The recurrent ``policy.onnx`` is checked over whole trials with its state carried:
+  :mod:`gameadapt.ship.recurrent_verify`.
 * ``policy.int8.onnx``: every float output within :data:`INT8_TOLERANCE` of PyTorch, or
   within that fraction of the output's largest magnitude when larger than 1 (dynamic int8
   quantisation of the weights and activations errs by a little: ``docs/performance.md``); discrete action
@@ -32,10 +36,11 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from ..errors import GameadaptError, exception_line
 from ..game import GameSpec, flat_size
-from ..learn.policy import MLPPolicy, distribution_params, policy_params
+from ..learn.policy import ActionHead, MLPPolicy, distribution_params, policy_params
 from ..variants import Variant
 from .adapter import WeightSpec, own_params, read_weights_blob, reference_inner_step
-from .graphs import output_names, reference_outputs
+from .formats import NOISE_INPUT
+from .graphs import gumbel_scores, noise_size, output_names, reference_outputs
 from .onnx_export import quiet
 
 TOLERANCE = 1e-5
@@ -149,12 +154,29 @@ def run(sess: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def torch_outputs(policy: MLPPolicy, observations: np.ndarray,
-                  params: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+                  params: dict[str, torch.Tensor] | None = None,
+                  noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """What ``policy.onnx`` (or ``policy_weights.onnx`` with ``params``) should output."""
     with torch.no_grad():
         values = reference_outputs(policy, params if params is not None else policy_params(policy),
-                                   torch.from_numpy(np.ascontiguousarray(observations)))
+                                   torch.from_numpy(np.ascontiguousarray(observations)),
+                                   None if noise is None else torch.from_numpy(noise))
     return {name: value.detach().numpy() for name, value in zip(output_names(policy), values)}
+
+
+def uniform_noise(policy: ActionHead, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` rows of uniform(0, 1) float32 numbers for a sampled graph's ``noise``."""
+    generator = np.random.default_rng(seed)
+    return generator.random((count, noise_size(policy))).astype(np.float32)
+
+
+def action_scores(expected: dict[str, np.ndarray], noise: np.ndarray | None) -> np.ndarray | None:
+    """What a discrete ``action`` is the argmax of: the logits, or the Gumbel-perturbed
+    logits of a sampled graph (``None`` for continuous outputs)."""
+    logits = expected.get("logits")
+    if logits is None or noise is None:
+        return logits
+    return gumbel_scores(torch.from_numpy(logits), torch.from_numpy(noise)).numpy()
 
 
 @dataclass
@@ -175,8 +197,10 @@ class Comparison:
 
     @classmethod
     def of(cls, expected: dict[str, np.ndarray], got: dict[str, np.ndarray], tolerance: float,
-           *, discrete_action: bool = False, against: str = "PyTorch") -> Comparison:
-        """Compare every output of ``expected`` with ``got``'s."""
+           *, discrete_action: bool = False, against: str = "PyTorch",
+           scores: np.ndarray | None = None) -> Comparison:
+        """Compare every output of ``expected`` with ``got``'s; a discrete action's ties are
+        read from ``scores`` (default: the expected ``logits``)."""
         result = cls()
         for name, want in expected.items():
             have = got.get(name)
@@ -185,7 +209,8 @@ class Comparison:
                 return result.failed(f"output {name!r} has shape {shape}, expected "
                                      f"{list(want.shape)}")
             if name == "action" and discrete_action:
-                result._check_actions(have, want, expected["logits"], tolerance)
+                result._check_actions(have, want, expected["logits"] if scores is None
+                                      else scores, tolerance)
                 continue
             diff = float(np.abs(have.astype(np.float64) - want.astype(np.float64)).max(initial=0.0))
             result.max_abs_diff[name] = diff if np.isfinite(diff) else float("inf")
@@ -233,37 +258,55 @@ class Comparison:
         return data
 
 
-def compare(policy: MLPPolicy, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
-            tolerance: float) -> Comparison:
-    """:meth:`Comparison.of` with the policy's action semantics."""
-    return Comparison.of(expected, got, tolerance, discrete_action=policy.discrete)
+def compare(policy: ActionHead, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+            tolerance: float, noise: np.ndarray | None = None) -> Comparison:
+    """:meth:`Comparison.of` with the policy's action semantics (``noise``: a sampled graph's)."""
+    return Comparison.of(expected, got, tolerance, discrete_action=policy.discrete,
+                         scores=action_scores(expected, noise))
+
+
+def policy_feeds(observations: np.ndarray, noise: np.ndarray | None) -> dict[str, np.ndarray]:
+    """``policy.onnx``'s feeds: the observations, and a sampled graph's noise."""
+    return {"observation": observations, **({} if noise is None else {NOISE_INPUT: noise})}
 
 
 # -- the checks --------------------------------------------------------------------------------
-def verify_policy(policy: MLPPolicy, path: Path, observations: np.ndarray) -> dict[str, Any]:
-    """``policy.onnx`` against PyTorch on ``observations`` plus far-out ones; batch 1 and 37."""
+def verify_policy(policy: MLPPolicy, path: Path, observations: np.ndarray,
+                  sampled: bool = False) -> dict[str, Any]:
+    """``policy.onnx`` against PyTorch on ``observations`` plus far-out ones; batch 1 and 37.
+
+    A ``sampled`` graph gets one row of uniform noise per observation, PyTorch the same.
+    """
     check_model(path)
     sess = session(path)
     probe = np.concatenate([observations, far_out_observations(policy)]).astype(np.float32)
+    noise = uniform_noise(policy, len(probe)) if sampled else None
     result = Comparison()
-    for part in (probe, probe[:1], probe[:37]):  # the batch dimension is dynamic
-        result = result.worst(compare(policy, torch_outputs(policy, part),
-                                      run(sess, {"observation": part}), TOLERANCE))
+    for size in (len(probe), 1, 37):  # the batch dimension is dynamic
+        part = None if noise is None else noise[:size]
+        result = result.worst(compare(policy, torch_outputs(policy, probe[:size], noise=part),
+                                      run(sess, policy_feeds(probe[:size], part)), TOLERANCE,
+                                      part))
     return {"samples": int(len(probe)), "far_out_samples": FAR_OUT_SAMPLES,
             "batch_sizes": [int(len(probe)), 1, 37], "tolerance": TOLERANCE,
-            "onnx_checker": True, **result.to_json()}
+            "action": "sampled" if sampled else "greedy", "onnx_checker": True,
+            **result.to_json()}
 
 
 def verify_weights_policy(policy: MLPPolicy, path: Path, policy_path: Path, blob: bytes,
-                          specs: Sequence[WeightSpec], observations: np.ndarray
-                          ) -> dict[str, Any]:
-    """``policy_weights.onnx`` fed ``weights.bin`` against ``policy.onnx`` and PyTorch."""
+                          specs: Sequence[WeightSpec], observations: np.ndarray,
+                          sampled: bool = False) -> dict[str, Any]:
+    """``policy_weights.onnx`` (always greedy) fed ``weights.bin`` against PyTorch and
+    ``policy.onnx`` (a ``sampled`` one: its distribution outputs only)."""
     check_model(path)
     feeds = read_weights_blob(blob, specs)
     got = run(session(path), {"observation": observations, **feeds})
     versus_torch = compare(policy, torch_outputs(policy, observations), got, TOLERANCE)
-    versus_policy = compare(policy, run(session(policy_path), {"observation": observations}),
-                            got, TOLERANCE)
+    noise = uniform_noise(policy, len(observations)) if sampled else None
+    plain = run(session(policy_path), policy_feeds(observations, noise))
+    if sampled:
+        del plain["action"]
+    versus_policy = compare(policy, plain, got, TOLERANCE)
     both = versus_torch.worst(versus_policy)
     result = {"samples": int(len(observations)), "tolerance": TOLERANCE, "onnx_checker": True,
               "max_abs_diff": versus_torch.max_abs_diff,
@@ -319,15 +362,26 @@ def verify_adapter(policy: MLPPolicy, path: Path, weights_policy_path: Path, blo
     return result if both.passed else {**result, "failure": both.failure}
 
 
-def measure_latency(path: Path | bytes, obs_dim: int, runs: int = 300, warmup: int = 30,
+def example_feeds(sess: Any, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid inputs for every input of a policy graph: uniform(0, 1) floats, int64 zeros
+    (an action index), the dynamic dimension ``batch``."""
+    generator = np.random.default_rng(seed)
+    feeds = {}
+    for value in sess.get_inputs():
+        shape = [batch if not isinstance(dim, int) else dim for dim in value.shape]
+        feeds[value.name] = (np.zeros(shape, np.int64) if value.type == "tensor(int64)"
+                             else generator.random(shape).astype(np.float32))
+    return feeds
+
+
+def measure_latency(path: Path | bytes, runs: int = 300, warmup: int = 30,
                     batches: Sequence[int] = (1, 64)) -> dict[str, Any]:
     """Median µs of ``InferenceSession.run`` per call (CPU provider, one thread)."""
     sess = session(path)
     names = [output.name for output in sess.get_outputs()]
-    generator = np.random.default_rng(0)
     result: dict[str, Any] = {}
     for batch in batches:
-        feeds = {"observation": generator.standard_normal((batch, obs_dim)).astype(np.float32)}
+        feeds = example_feeds(sess, batch)
         for _ in range(warmup):
             sess.run(names, feeds)
         times = np.empty(runs)
@@ -340,8 +394,8 @@ def measure_latency(path: Path | bytes, obs_dim: int, runs: int = 300, warmup: i
     return result
 
 
-def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: np.ndarray
-                  ) -> dict[str, Any]:
+def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: np.ndarray,
+                  sampled: bool = False) -> dict[str, Any]:
     """``quantize_dynamic`` (int8 weights) to ``target``, with parity and latency."""
     try:
         # 7-bit weights: x86 CPUs without VNNI (AVX2, e.g. this project's CI machines)
@@ -354,8 +408,9 @@ def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: n
     except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds of errors
         raise GameadaptError(f"int8 quantisation failed ({exception_line(exc)[:160]})") from None
     probe = np.concatenate([observations, far_out_observations(policy)]).astype(np.float32)
-    expected = torch_outputs(policy, probe)
-    got = run(session(target), {"observation": probe})
+    noise = uniform_noise(policy, len(probe)) if sampled else None
+    expected = torch_outputs(policy, probe, noise=noise)
+    got = run(session(target), policy_feeds(probe, noise))
     result = Comparison()
     tolerances = {}
     for name, want in expected.items():
@@ -368,7 +423,7 @@ def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: n
         "type": "int8-dynamic", "file": target.name, "samples": int(len(probe)),
         "max_abs_diff": result.max_abs_diff, "tolerance": tolerances,
         "tolerance_rule": f"{INT8_TOLERANCE} x max(1, largest |output| of PyTorch)",
-        "passed": result.passed, "latency_us": measure_latency(target, policy.obs_dim)}
+        "passed": result.passed, "latency_us": measure_latency(target)}
     if policy.discrete:
         data["action_agreement"] = float(np.mean(got["action"] == expected["action"]))
     if result.failure:

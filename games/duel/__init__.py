@@ -26,10 +26,11 @@ DESCRIPTION = ("Attacker against defender on a walled grid with a flag in each t
                "change the arena, the defender's scripted style (held-out styles at test time), "
                "its speed, the view radius, rewards and time limit.")
 MAX_EPISODE_STEPS = MAX_TIME_LIMIT
+SUCCESS = "the attacker captured a flag (a defender's row: it tagged the attacker)"
 
-__all__ = ["AGENTS", "DESCRIPTION", "GAME_ID", "GYM_ID", "LEARNER", "VARIANT_SPACE",
+__all__ = ["AGENTS", "DESCRIPTION", "GAME_ID", "GYM_ID", "LEARNER", "SUCCESS", "VARIANT_SPACE",
            "DuelParallelEnv", "make_batched", "make_env", "make_parallel_env", "opponent",
-           "register_games"]
+           "reference", "register_games"]
 
 
 def make_parallel_env(variant: Mapping[str, Any] | None = None,
@@ -51,6 +52,15 @@ def make_env(variant: Mapping[str, Any] | None = None, render_mode: str | None =
 
     parallel_env = make_parallel_env(variant, render_mode)
     return ControlledAgentEnv(parallel_env, LEARNER, opponent, parallel_env.variant)
+
+
+def reference(env: Any, observation: Any, variant: Mapping[str, Any] | None = None) -> int:
+    """The upper-bound attacker in the learner's view ``env``: it knows the defender's style.
+
+    An expectimax lookahead over the true rules with the defender's style, speed and
+    position (even out of view), but not its dice; see :mod:`~.reference` for the details.
+    """
+    return int(env.unwrapped.parallel_env.reference_action())
 
 
 def make_batched(variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
@@ -79,6 +89,8 @@ def register_games(register: Callable[[GameSpec], None]) -> None:
         make_parallel_env=make_parallel_env,
         opponent=opponent,
         max_episode_steps=MAX_EPISODE_STEPS,
+        success=SUCCESS,
+        reference=reference,
     ))
 
 

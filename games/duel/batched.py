@@ -37,7 +37,8 @@ class BatchedDuel:
     ``E * C`` and the number of arenas per task is ``envs``. A defender not in ``agents``
     plays the variant's scripted style. Env ``(m, e)`` uses the stream
     ``stream_key(seed, (first_task + m) * E + e)``; envs whose episode ended are frozen until :meth:`reset`
-    (all rows of an env end together).
+    (all rows of an env end together). A row's ``success`` is its agent's win: a capture for
+    the attacker, a tag for the defender.
     """
 
     def __init__(self, variants: Sequence[Mapping[str, Any]], envs_per_task: int, device: Any,
@@ -86,9 +87,11 @@ class BatchedDuel:
         reward = torch.where(alive[..., None], torch.stack(rewards, -1), 0.0)
         terminated, truncated = terminated & alive, truncated & alive
         self._done = self._done | terminated | truncated
+        success = torch.stack(dynamics.outcome(self.params, self._state, terminated), -1)
         return BatchedStep(self._observe(), self._rows_of(reward),
                            self._rows_of(terminated[..., None].expand_as(reward)),
-                           self._rows_of(truncated[..., None].expand_as(reward)))
+                           self._rows_of(truncated[..., None].expand_as(reward)),
+                           self._rows_of(success))
 
     def _actions(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Attacker and defender actions ``[M, E]`` from the controlled rows ``[M, E, C]``."""

@@ -259,8 +259,7 @@ def step(xp: Any, p: Params, s: State, attacker_action: Any, defender_action: An
     ax, ay = _move(xp, p, s.attacker_x, s.attacker_y, attacker_action, ATTACKER)
     bx, by = _move(xp, p, s.defender_x, s.defender_y, defender_action, DEFENDER)
     t = s.t + 1
-    on_flag = (ay == 0) & ((ax == 0) | (ax == p.last[task]))
-    capture = on_flag & ~((ax == bx) & (ay == by))
+    capture = captured(p, ax, ay, bx, by)
     tag = ~capture & (xp.abs(ax - bx) + xp.abs(ay - by) <= 1)
     terminated = capture | tag
     truncated = ~terminated & (t >= p.time_limit[task])
@@ -274,6 +273,23 @@ def step(xp: Any, p: Params, s: State, attacker_action: Any, defender_action: An
     target = xp.where(reached, 1 - s.target, s.target)
     state = State(ax, ay, bx, by, t, attacker_action + s.t * 0, target, s.key)
     return state, attacker_reward, defender_reward, terminated, truncated
+
+
+def captured(p: Params, ax: Any, ay: Any, bx: Any, by: Any) -> Any:
+    """Capture: the attacker at ``(ax, ay)`` on a flag, the defender at ``(bx, by)`` not with it.
+
+    Of a state after a step, it says whether that step ended the episode with a capture (the
+    attacker's success); a step that terminated otherwise ended with a tag (the defender's).
+    """
+    on_flag = (ay == 0) & ((ax == 0) | (ax == p.last[p.task]))
+    return on_flag & ~((ax == bx) & (ay == by))
+
+
+def outcome(p: Params, s: State, terminated: Any) -> tuple[Any, Any]:
+    """``(attacker won, defender won)`` of a step that led to ``s`` and ``terminated``:
+    a capture for the attacker, a tag for the defender (each agent's success)."""
+    capture = captured(p, s.attacker_x, s.attacker_y, s.defender_x, s.defender_y) & terminated
+    return capture, terminated & ~capture
 
 
 def _nearest_flag(xp: Any, p: Params, x: Any, y: Any) -> Any:

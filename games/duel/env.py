@@ -13,6 +13,7 @@ from pettingzoo import ParallelEnv
 
 from . import dynamics
 from .dynamics import AGENTS, ATTACKER, DEFENDER, NUM_ACTIONS, OBS_DIM, VARIANT_SPACE
+from .reference import attacker_action
 
 
 def observation_space() -> gymnasium.spaces.Box:
@@ -64,7 +65,9 @@ class DuelParallelEnv(ParallelEnv):
 
     ## Episode End
     Both agents terminate on a capture or a tag; both are truncated after ``time_limit``
-    steps. ``agents`` is then empty until :meth:`reset`.
+    steps. ``agents`` is then empty until :meth:`reset`. Each agent's
+    ``infos[agent]["is_success"]`` says whether it won on that step: the attacker by a
+    capture, the defender by a tag (False on every other step, and for both at a time-out).
 
     ## Arguments
     ``variant``: a (partial) variant dict validated by ``VARIANT_SPACE``; ``render_mode``:
@@ -124,7 +127,8 @@ class DuelParallelEnv(ParallelEnv):
         observations = self._observe()
         terminations = dict.fromkeys(self.agents, bool(terminated[0]))
         truncations = dict.fromkeys(self.agents, bool(truncated[0]))
-        infos: dict[str, dict[str, Any]] = {agent: {} for agent in self.agents}
+        won = dynamics.outcome(self._params, self._state, terminated)
+        infos = {agent: {"is_success": bool(w[0])} for agent, w in zip(AGENTS, won)}
         if terminated[0] or truncated[0]:
             self.agents = []
         return (observations, {agent: float(r[0]) for agent, r in zip(AGENTS, rewards)},
@@ -135,6 +139,10 @@ class DuelParallelEnv(ParallelEnv):
         if agent != AGENTS[DEFENDER]:
             raise ValueError(f"only the defender has a scripted action, not {agent!r}")
         return int(dynamics.scripted_defender_action(np, self._params, self._state)[0])
+
+    def reference_action(self) -> int:
+        """The reference attacker's action now (see :mod:`~.reference`)."""
+        return attacker_action(self._params, self._state)
 
     def state(self) -> np.ndarray:
         """Global state: both observations concatenated (float32 ``[30]``, ``state_space``)."""

@@ -22,9 +22,10 @@ GYM_ID = "gameadapt/GridNav-v0"
 DESCRIPTION = ("Grid navigation to a goal cell through generated walls; variants change the "
                "level, the unobserved control mapping (8 symmetries of the square), slip, "
                "rewards and time limit.")
+SUCCESS = "reached the goal"
 
-__all__ = ["GAME_ID", "GYM_ID", "VARIANT_SPACE", "GridNavEnv", "make_batched", "make_env",
-           "register_games"]
+__all__ = ["GAME_ID", "GYM_ID", "SUCCESS", "VARIANT_SPACE", "GridNavEnv", "make_batched",
+           "make_env", "reference", "register_games"]
 
 
 def make_env(variant: Mapping[str, Any] | None = None, render_mode: str | None = None
@@ -41,6 +42,15 @@ def make_batched(variants: Sequence[Mapping[str, Any]], envs_per_task: int, devi
     return BatchedGridNav(variants, envs_per_task, device, first_task)
 
 
+def reference(env: Any, observation: Any, variant: Mapping[str, Any]) -> int:
+    """The upper-bound policy: a shortest path to the goal under the true control mapping.
+
+    Reads the env's cell and its variant's (hidden) mapping; after a slip it goes on from the
+    cell it landed in. Deterministic given the env's state.
+    """
+    return int(env.unwrapped.reference_action())
+
+
 @hookimpl
 def register_games(register: Callable[[GameSpec], None]) -> None:
     register(GameSpec(
@@ -53,6 +63,8 @@ def register_games(register: Callable[[GameSpec], None]) -> None:
         make_env=make_env,
         make_batched=make_batched,
         gym_id=GYM_ID,
+        success=SUCCESS,
+        reference=reference,
     ))
 
 

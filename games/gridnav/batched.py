@@ -18,7 +18,7 @@ class BatchedGridNav:
 
     Follows the :class:`gameadapt.game.BatchedGame` protocol: env ``(m, e)`` uses the stream
     ``stream_key(seed, (first_task + m) * E + e)``, and envs whose episode ended are frozen until
-    :meth:`reset`.
+    :meth:`reset`. ``success`` is ``terminated``: reaching the goal is the only way to end early.
     """
 
     agents: tuple[str, ...] = ()  # single-agent
@@ -65,4 +65,4 @@ class BatchedGridNav:
         terminated, truncated = terminated & alive, truncated & alive
         self._done = self._done | terminated | truncated
         observation = dynamics.observe(torch, self.params, self._state)
-        return BatchedStep(observation, reward, terminated, truncated)
+        return BatchedStep(observation, reward, terminated, truncated, terminated.clone())

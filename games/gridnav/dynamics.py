@@ -171,3 +171,27 @@ def step(xp: Any, p: Params, s: State, action: Any) -> tuple[State, Any, Any, An
     shaping = p.progress_reward[task] * cast(xp, progress, xp.float32)
     reward = xp.where(terminated, p.goal_reward[task] - cost, -cost) + shaping
     return State(x, y, t, s.key), reward, terminated, truncated
+
+
+def shortest_path_action(xp: Any, p: Params, s: State) -> Any:
+    """The reference's action (int64, batch shape): a shortest-path move to the goal.
+
+    The first intended action (in action order) whose move under the task's *true* control
+    mapping, without slip, lands on the cell nearest the goal by BFS distance; recomputed
+    from the current cell on every step, so a slip only costs the moves it undid.
+    """
+    task = p.task
+    best = best_distance = None
+    for action in range(NUM_ACTIONS):
+        direction = p.controls[task, action]
+        tx, ty = s.x + p.dx[direction], s.y + p.dy[direction]
+        blocked = p.walls[task, ty + 1, tx + 1]
+        x, y = xp.where(blocked, s.x, tx), xp.where(blocked, s.y, ty)
+        distance = p.distance[task, y + 1, x + 1]
+        if best is None:
+            best, best_distance = distance * 0, distance
+            continue
+        better = distance < best_distance
+        best = xp.where(better, action, best)
+        best_distance = xp.where(better, distance, best_distance)
+    return best

@@ -52,6 +52,7 @@ class GridNavEnv(gymnasium.Env):
 
     ## Episode End
     Terminated when the agent reaches the goal; truncated after ``time_limit`` steps.
+    ``info["is_success"]`` is True on the step that reaches the goal (False on every other).
 
     ## Arguments
     ``variant``: a (partial) variant dict validated by ``VARIANT_SPACE``; ``render_mode``:
@@ -93,7 +94,13 @@ class GridNavEnv(gymnasium.Env):
             np, self._params, self._state, action)
         if self.render_mode == "human":
             self.render()
-        return self._observe(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
+        reached = bool(terminated[0])  # the goal: the only way an episode terminates
+        return (self._observe(), float(reward[0]), reached, bool(truncated[0]),
+                {"is_success": reached})
+
+    def reference_action(self) -> int:
+        """The reference policy's action now: a shortest-path move under the true controls."""
+        return int(dynamics.shortest_path_action(np, self._params, self._state)[0])
 
     def render(self) -> str | None:
         return show_text(self.render_mode, self._text())

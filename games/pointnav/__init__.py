@@ -40,6 +40,16 @@ def make_batched(variants: Sequence[Variant], envs_per_task: int, device: Any = 
     return BatchedPointNav(variants, envs_per_task, device, first_task)
 
 
+def reference(env: Any, observation: Any, variant: Variant) -> Any:
+    """The upper-bound policy: every step, the move that ends nearest the (hidden) goal.
+
+    Full speed towards the goal on every axis still short of it, onto it once it is in reach,
+    the variant's drift compensated (:func:`~.dynamics.nearest_action`); deterministic given
+    the env's position.
+    """
+    return env.unwrapped.reference_action()
+
+
 def _spec() -> GameSpec:
     probe = PointNavEnv()
     assert isinstance(probe.observation_space, gymnasium.spaces.Box)
@@ -54,6 +64,8 @@ def _spec() -> GameSpec:
         make_env=make_env,
         make_batched=make_batched,
         gym_id=GYM_ID,
+        success="reached the goal",
+        reference=reference,
     )
 
 

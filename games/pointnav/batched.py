@@ -20,7 +20,8 @@ class BatchedPointNav:
     the single view). Each env plays one episode per reset and is frozen once it has ended.
     The step is :func:`gameadapt.games.pointnav.dynamics.step`, the same code the numpy
     view runs, so env ``(m, e)`` matches ``PointNavEnv(variants[m])`` exactly. Pointnav has
-    no randomness: ``seed`` is accepted for the protocol and recorded only.
+    no randomness: ``seed`` is accepted for the protocol and recorded only. ``success`` is
+    ``terminated`` (reaching the goal is the only way to end before the horizon).
     """
 
     agents: tuple[str, ...] = ()  # single-agent
@@ -79,5 +80,6 @@ class BatchedPointNav:
         self.position = torch.where(live.unsqueeze(-1), position, self.position)
         self.done = self.done | terminated | truncated
         reward = torch.where(live, reward, 0.0)
-        return BatchedStep(self.position.clone(), reward, terminated, truncated)
+        return BatchedStep(self.position.clone(), reward, terminated, truncated,
+                           terminated.clone())
 

@@ -89,6 +89,19 @@ def step(xp: Any, position: Any, action: Any, goal: Any, speed: Any, drift: Any
     return position, reward, terminated
 
 
+def nearest_action(xp: Any, position: Any, goal: Any, speed: Any, drift: Any) -> Any:
+    """The reference's action: the one whose move ends nearest the goal, drift included.
+
+    The move is ``speed * clip(action) + drift``, so the wanted velocity
+    ``(goal - position - drift) / speed`` clipped to the action box is that action (clipping
+    is the projection onto the box): full speed on every axis still short of the goal, the
+    goal itself once it is in reach, the drift compensated as far as the speed allows. As
+    every axis moves independently, each step then ends as near the goal as any policy can
+    be after that many steps: the best return there is.
+    """
+    return xp.clip((goal - position - drift) / speed, -ACTION_LIMIT, ACTION_LIMIT)
+
+
 def truncated(steps: Any, horizon: Any, terminated: Any) -> Any:
     """Truncated: the episode reached its horizon without reaching the goal on that step."""
     return (steps >= horizon) & ~terminated

@@ -41,6 +41,7 @@ class PointNavEnv(gymnasium.Env):
     ## Episode End
     Terminated when ``|x - gx| < 0.01`` and ``|y - gy| < 0.01``; truncated after
     ``rules.horizon`` steps (100) unless the goal was reached on that step.
+    ``info["is_success"]`` is True on the step that reaches the goal (False on every other).
 
     ## Arguments
     ``PointNavEnv(variant=None, render_mode=None)``: ``variant`` is a (partial) variant dict,
@@ -85,7 +86,13 @@ class PointNavEnv(gymnasium.Env):
         truncated = dynamics.truncated(self.steps, self.horizon, terminated)
         if self.render_mode == "human":
             self.render()
-        return self.position.copy(), float(reward), bool(terminated), bool(truncated), {}
+        reached = bool(terminated)  # the goal: the only way an episode terminates
+        return (self.position.copy(), float(reward), reached, bool(truncated),
+                {"is_success": reached})
+
+    def reference_action(self) -> np.ndarray:
+        """The reference policy's action now: the move that ends nearest the goal."""
+        return dynamics.nearest_action(np, self.position, self.goal, self.speed, self.drift)
 
     def render(self) -> str | None:
         """A text picture of ``[-1, 1]^2`` (``A`` agent, ``G`` goal, ``@`` both, ``+`` origin).

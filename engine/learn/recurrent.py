@@ -1,0 +1,148 @@
+"""The recurrent policy of the RL² family: a GRU core over (observation, previous action,
+previous reward, episode start), with a policy head and a value head.
+
+The GRU's update is written out (:func:`gru_update`: matrix products, sigmoid, tanh) and
+every caller uses it: the batched rollout one step at a time, training over whole trials
+(:meth:`RecurrentPolicy.unroll`, the input projection of every step in one product), and the
+ONNX export. Its parameters are an ``nn.GRUCell``'s, so torch's own cell is the reference
+it is tested against. A step's input is::
+
+    [observation, previous action, previous reward, episode start]
+
+where the previous action is one-hot (discrete; all zeros before the first action of a
+trial) or the env action in policy units (continuous, ``(a - center) / scale``; zeros at the
+start), and the state is zeros at the start of a trial (a new variant). Within a trial the
+state, the previous action and the previous reward carry over from one episode to the next;
+``episode start`` is 1 on the first step of every episode.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium
+import torch
+from torch import nn
+
+from ..errors import GameadaptError
+from .policy import ActionHead, DistParams
+
+
+def gru_update(input_gates: torch.Tensor, state: torch.Tensor, weight_hh: torch.Tensor,
+               bias_hh: torch.Tensor) -> torch.Tensor:
+    """One GRU step from the input's gate pre-activations ``x Wᵢᵀ + bᵢ`` (``[..., 3H]``).
+
+    PyTorch's gate order (reset, update, new): ``r = σ(xᵣ + hᵣ)``, ``z = σ(x_z + h_z)``,
+    ``n = tanh(xₙ + r·hₙ)``, ``h' = n + z·(h − n)``, with ``h· = h Wₕᵀ + bₕ``.
+    """
+    size = state.shape[-1]
+    hidden_gates = nn.functional.linear(state, weight_hh, bias_hh)
+    reset = torch.sigmoid(input_gates[..., :size] + hidden_gates[..., :size])
+    update = torch.sigmoid(input_gates[..., size:2 * size] + hidden_gates[..., size:2 * size])
+    new = torch.tanh(input_gates[..., 2 * size:] + reset * hidden_gates[..., 2 * size:])
+    return new + update * (state - new)
+
+
+class RecurrentPolicy(ActionHead):
+    """GRU core → categorical or Gaussian head and a value head (see the module doc).
+
+    ``hidden_size`` is the state's width; the Gaussian's ``log_std`` is a parameter, as in
+    :class:`~gameadapt.learn.policy.MLPPolicy`, and actions follow :class:`ActionHead`. The
+    value head estimates returns in units of ``return_scale()``, a running standard
+    deviation of the discounted trial returns (buffers, saved in checkpoints, never
+    differentiated), so that value and policy losses keep comparable sizes whatever a game's
+    reward scale; the policy's inputs take the raw rewards.
+    """
+
+    # buffers (register_buffer), declared for the type checker
+    return_var: torch.Tensor
+    return_count: torch.Tensor
+
+    def __init__(self, observation_space: gymnasium.spaces.Space,
+                 action_space: gymnasium.spaces.Space, hidden_size: int = 128,
+                 init_log_std: float = 0.0, scale_actions: bool = True) -> None:
+        if not isinstance(observation_space, gymnasium.spaces.Box):
+            raise GameadaptError(f"RecurrentPolicy needs a Box observation space, "
+                                 f"got {type(observation_space).__name__}")
+        super().__init__(action_space, scale_actions)
+        self.obs_dim = int(math.prod(observation_space.shape))
+        self.hidden_size = int(hidden_size)
+        self.input_size = self.obs_dim + self.action_dim + 2
+        self.core = nn.GRUCell(self.input_size, self.hidden_size)
+        self.head = nn.Linear(self.hidden_size, self.action_dim)
+        self.value_head = nn.Linear(self.hidden_size, 1)
+        nn.init.orthogonal_(self.head.weight, gain=0.01)  # near-uniform first policy
+        nn.init.zeros_(self.head.bias)
+        nn.init.orthogonal_(self.value_head.weight, gain=1.0)
+        nn.init.zeros_(self.value_head.bias)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((self.action_dim,), float(init_log_std)))
+        self.register_buffer("return_var", torch.ones(()))
+        self.register_buffer("return_count", torch.zeros(()))
+
+    def return_scale(self) -> torch.Tensor:
+        """The running standard deviation of discounted returns (1 before any update)."""
+        return torch.sqrt(self.return_var + 1e-8)
+
+    @torch.no_grad()
+    def update_return_scale(self, returns: torch.Tensor, mask: torch.Tensor) -> None:
+        """Merge the second moment of ``returns`` (where ``mask`` is 1) into the statistics."""
+        values = returns[mask > 0].to(torch.float64)
+        if values.numel() == 0:
+            return
+        count = self.return_count.double()
+        total = count + values.numel()
+        moment = (self.return_var.double() * count + (values ** 2).sum()) / total
+        self.return_var.copy_(moment.clamp_min(1e-8))
+        self.return_count.copy_(total)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def initial_state(self, *batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The state at the start of a trial: zeros ``[*batch, hidden_size]``."""
+        return torch.zeros(*batch, self.hidden_size, device=device)
+
+    def no_action(self, *batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The previous-action features before a trial's first action: zeros."""
+        return torch.zeros(*batch, self.action_dim, device=device)
+
+    def action_features(self, actions: torch.Tensor) -> torch.Tensor:
+        """What a sampled action contributes to the next step's input: one-hot (discrete) or
+        the env action in policy units, ``(clip(center + scale a) − center) / scale``."""
+        if self.discrete:
+            return nn.functional.one_hot(actions.long(), self.action_dim).to(torch.float32)
+        return (self.to_env_action(actions) - self.action_center) / self.action_scale
+
+    def step_input(self, observation: torch.Tensor, previous_action: torch.Tensor,
+                   previous_reward: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
+        """One step's input ``[..., input_size]`` (previous action as features)."""
+        return torch.cat([observation, previous_action, previous_reward.unsqueeze(-1),
+                          episode_start.unsqueeze(-1)], dim=-1)
+
+    # -- the network ------------------------------------------------------------------------
+    def step(self, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The next state ``[..., H]`` from one step's input and the current state."""
+        gates = nn.functional.linear(inputs, self.core.weight_ih, self.core.bias_ih)
+        return gru_update(gates, state, self.core.weight_hh, self.core.bias_hh)
+
+    def heads(self, state: torch.Tensor) -> tuple[DistParams, torch.Tensor]:
+        """Distribution parameters and the value estimate ``[...]`` at ``state``."""
+        out = self.head(state)
+        dist = (out,) if self.discrete else (out, self.log_std.expand_as(out))
+        return dist, self.value_head(state).squeeze(-1)
+
+    def unroll(self, inputs: torch.Tensor, mask: torch.Tensor) -> tuple[DistParams, torch.Tensor]:
+        """Distributions and values at every step of trials ``inputs [S, B, input_size]``.
+
+        The state starts at zeros and is updated only where ``mask [S, B]`` is 1 (a step of
+        an episode); masked steps (an env waiting for the next episode) keep it, so the
+        state flows from an episode's last step to the next episode's first.
+        """
+        gates = nn.functional.linear(inputs, self.core.weight_ih, self.core.bias_ih)
+        state = self.initial_state(inputs.shape[1], device=inputs.device)
+        states = []
+        # unbind, not gates[t]: each indexing's backward would write a full-size gradient
+        for step_gates, live in zip(gates.unbind(0), (mask > 0).unsqueeze(-1).unbind(0)):
+            proposal = gru_update(step_gates, state, self.core.weight_hh, self.core.bias_hh)
+            state = torch.where(live, proposal, state)
+            states.append(state)
+        return self.heads(torch.stack(states))
