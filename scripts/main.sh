@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on the built-in default game: install (if needed), look at the
-# game's variants, meta-train a small preset, evaluate it on held-out variants against the
-# baselines, adapt to one held-out variant, export it to ONNX (verified), and play the
-# exported file with ONNX Runtime only.
+# game's variants, meta-train the agent that ships best here (rl2, a recurrent policy that
+# adapts in its memory) and MAML beside it, evaluate both on held-out variants against the
+# baselines and the game's reference, export the rl2 agent to ONNX (verified) and play it
+# with ONNX Runtime only, carrying its memory; then adapt MAML to one held-out variant and
+# export that with its in-game adapter.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
@@ -10,21 +12,26 @@ cd "$ROOT"
 GAME="${GAMEADAPT_GAME:-gridnav}"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 RUN="runs/main-$GAME-$STAMP"
-ADAPTED="$RUN/adapted"
+MAML_RUN="$RUN-maml"
+ADAPTED="$MAML_RUN/adapted"
 EXPORT="exports/$GAME-main-$STAMP"
-# The small preset: about a minute on 2 CPU cores (see docs/performance.md for full runs).
+MAML_EXPORT="exports/$GAME-main-$STAMP-maml"
+# The small presets: a few minutes on 2 CPU cores (see docs/performance.md for full runs).
 # GAMEADAPT_QUICK=1 (what CI runs) shrinks every stage to seconds; it proves the pipeline
 # works on a fresh machine, not what the agent learns.
-ITERATIONS="${GAMEADAPT_ITERATIONS:-40}"
-EVALUATE=(--tasks 40 --episodes 20 --steps 0,1,3 --seeds 0,1,2)
+ITERATIONS="${GAMEADAPT_ITERATIONS:-80}"
+MAML_ITERATIONS="${GAMEADAPT_ITERATIONS:-40}"
+EVALUATE=(--tasks 40 --episodes 20 --steps 0,1,3 --seeds 0,1,2 --budgets 0,1,2,5,20 --trials 3)
 ADAPT_EPISODES=20
 if [ -n "${GAMEADAPT_QUICK:-}" ]; then
   ITERATIONS="${GAMEADAPT_ITERATIONS:-3}"
-  EVALUATE=(--tasks 4 --episodes 4 --steps 0,1 --seeds 0)
+  MAML_ITERATIONS="$ITERATIONS"
+  EVALUATE=(--tasks 4 --episodes 4 --steps 0,1 --seeds 0 --budgets 0,1,2 --trials 2)
   ADAPT_EPISODES=4
 fi
-PRESET=(--iterations "$ITERATIONS" --meta-batch 20 --envs-per-task 10 --inner-lr 0.3
-        -o gae_lambda=0.9)
+PRESET=(--iterations "$ITERATIONS" --meta-batch 20 --envs-per-task 10)
+MAML_PRESET=(--iterations "$MAML_ITERATIONS" --meta-batch 20 --envs-per-task 10 --inner-lr 0.3
+             -o gae_lambda=0.9)
 
 echo "==> gameadapt $(gameadapt --version | awk '{print $NF}')"
 gameadapt games list
@@ -40,25 +47,30 @@ gameadapt games sample "$GAME" --split test -n 1 --seed 7 --json | python -c \
   'import json,sys; print(json.dumps(json.load(sys.stdin)[0]))' > "$VARIANT_FILE"
 
 echo
-echo "==> meta-training maml on $GAME (${PRESET[*]})"
-gameadapt train "$GAME" --algo maml "${PRESET[@]}" --run-dir "$RUN"
+echo "==> meta-training rl2 on $GAME (${PRESET[*]}): a recurrent policy that adapts in its memory"
+gameadapt train "$GAME" --algo rl2 "${PRESET[@]}" --run-dir "$RUN"
 echo
-echo "==> held-out evaluation against the baselines (pretrain is trained with the same data)"
-gameadapt evaluate "$RUN" "${EVALUATE[@]}" --baselines pretrain,scratch \
+echo "==> meta-training maml on $GAME (${MAML_PRESET[*]}): adapts with a gradient step, for comparison"
+gameadapt train "$GAME" --algo maml "${MAML_PRESET[@]}" --run-dir "$MAML_RUN"
+echo
+echo "==> held-out evaluation: rl2 and maml against the baselines (pretrain is trained with the same data) and the reference"
+gameadapt evaluate "$RUN" --compare "$MAML_RUN" "${EVALUATE[@]}" --baselines pretrain,scratch \
   --plot "$RUN/evaluation.png"
 echo
-echo "==> adapting to one held-out variant: $(cat "$VARIANT_FILE")"
-gameadapt adapt "$RUN" --variant-file "$VARIANT_FILE" --episodes "$ADAPT_EPISODES" -o "$ADAPTED"
+echo "==> exporting the rl2 agent to ONNX (verified against PyTorch over whole trials, the memory as an input and an output)"
+gameadapt export "$RUN" -o "$EXPORT"
 echo
-echo "==> exporting the adapted policy to ONNX (verified against PyTorch, with the adapter graph)"
-gameadapt export "$ADAPTED" -o "$EXPORT" --with-adapter
+echo "==> playing it with ONNX Runtime only (no torch) on one held-out variant, memory carried across the episodes: $(cat "$VARIANT_FILE")"
+gameadapt play "$EXPORT" --variant-file "$VARIANT_FILE" --episodes 5 --seed 100
 echo
-echo "==> playing the exported file with ONNX Runtime only (no torch), actions sampled as in training"
-gameadapt play "$EXPORT" --episodes 5 --seed 100 --sample
+echo "==> adapting maml to the same held-out variant, exporting it with the adapter graph, playing it"
+gameadapt adapt "$MAML_RUN" --variant-file "$VARIANT_FILE" --episodes "$ADAPT_EPISODES" -o "$ADAPTED"
+gameadapt export "$ADAPTED" -o "$MAML_EXPORT" --with-adapter
+gameadapt play "$MAML_EXPORT" --episodes 5 --seed 100
 echo
 echo "==> files"
-echo "run (config, metrics, TensorBoard, checkpoint): $RUN"
-echo "evaluation plot:                               $RUN/evaluation.png"
-echo "adapted policy:                                $ADAPTED"
-echo "ONNX policy + manifest (+ adapter):            $EXPORT"
+echo "rl2 run (config, metrics, TensorBoard, checkpoint): $RUN"
+echo "evaluation plot:                                   $RUN/evaluation.png"
+echo "rl2 ONNX policy + manifest:                        $EXPORT"
+echo "maml run, adapted policy, export (+ adapter):      $MAML_RUN, $ADAPTED, $MAML_EXPORT"
 ls -l "$EXPORT"

@@ -64,7 +64,8 @@ def exported(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     base = tmp_path_factory.mktemp("exports")
     folders = {"pointnav": base / "pointnav", "gridnav": base / "gridnav"}
     for game, extra in (("pointnav", ["--quantize", "int8"]), ("gridnav", ["--opset", 15])):
-        result = invoke("export", runs[game], "-o", folders[game], "--with-adapter", *extra)
+        result = invoke("export", runs[game], "-o", folders[game], "--with-adapter",
+                        "--action", "greedy", *extra)
         assert result.exit_code == 0, result.output
         assert str(folders[game]) in result.output and "passed" in result.output
         assert "latency" in result.output
@@ -142,7 +143,7 @@ def test_export_writes_verified_files_and_a_complete_manifest(exported, game) ->
     assert manifest["adapter"]["inner_lr"] == pytest.approx(0.1)
     assert [i["name"] for i in manifest["inputs"]] == ["observation"]
     assert manifest["inputs"][0]["shape"][0] == "batch"
-    assert manifest["action_mode"] == "greedy" and manifest["noise"] is None  # the default
+    assert manifest["action_mode"] == "greedy" and manifest["noise"] is None  # as asked
     assert manifest["recurrent"] is None and check["action"] == "greedy"
     assert manifest["adapter"]["policy_weights_action"].startswith("greedy")
     json.loads((folder / "policy.json").read_text(), parse_constant=pytest.fail)  # strict JSON
@@ -382,7 +383,10 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path) -> None:
 def test_default_output_folder_and_cli_limits(runs) -> None:
     source = load_policy_source(runs["gridnav"])
     assert export.default_output_dir(source) == Path("exports") / "gridnav-gridnav"
-    assert export.default_action_mode(source) == "greedy"
+    # measured (docs/performance.md): a gradient policy samples discrete actions, plays the
+    # mean of a Gaussian; rl2's default is greedy (tests/test_recurrent_export.py)
+    assert export.default_action_mode(source) == "sampled"
+    assert export.default_action_mode(load_policy_source(runs["pointnav"])) == "greedy"
     # the standalone reference loader keeps its own copy of the names (it imports no gameadapt)
     assert (onnxpolicy.FORMAT, onnxpolicy.MANIFEST, onnxpolicy.POLICY_FILE,
             onnxpolicy.WEIGHTS_POLICY_FILE, onnxpolicy.ADAPTER_FILE, onnxpolicy.WEIGHTS_FILE) == (

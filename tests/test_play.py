@@ -52,7 +52,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
         result = invoke("train", game, "--iterations", "2", "--meta-batch", "2",
                         "--envs-per-task", "3", "--run-dir", run)
         assert result.exit_code == 0, result.output
-        result = invoke("export", run, "-o", out, "--with-adapter")
+        result = invoke("export", run, "-o", out, "--with-adapter", "--action", "greedy")
         assert result.exit_code == 0, result.output
         made[game] = (run, out)
     return made
