@@ -42,6 +42,15 @@ EXPORTS = {  # (game, opset, action)
 }
 
 
+def test_the_default_action_is_the_measured_one(runs: dict[str, Path]) -> None:
+    """rl2 plays gridnav greedily, samples pointnav (docs/performance.md)."""
+    from gameadapt.ship.export import default_action_mode
+    from gameadapt.ship.sources import load_policy_source
+
+    assert default_action_mode(load_policy_source(runs["gridnav"])) == "greedy"
+    assert default_action_mode(load_policy_source(runs["pointnav"])) == "sampled"
+
+
 def invoke(*args: Any) -> Any:
     return CliRunner().invoke(cli, [str(a) for a in args])
 

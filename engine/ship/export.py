@@ -175,14 +175,19 @@ def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *
 
 
 def default_action_mode(source: PolicySource) -> str:
-    """The ``--action`` an export gets when none is given, from what was measured
-    (``docs/performance.md``, "Which action the export plays"): ``"sampled"`` for a gradient
-    family policy with discrete actions (gridnav: MAML adapted on 20 episodes plays 0.59
-    sampled, −0.14 greedy; its argmax keeps little of what the step gained), ``"greedy"``
-    otherwise: rl2 plays as well greedily (1.51 vs 1.49 on the second episode), and a
-    Gaussian policy's mean beat its samples (Pendulum: −398 greedy, −667 sampled)."""
-    discrete = source.policy.discrete
-    return "sampled" if discrete and source.session.algorithm.family == "gradient" else "greedy"
+    """The ``--action`` an export gets when none is given, from what was measured on held-out
+    variants (``docs/performance.md``, "Which action an export plays"):
+
+    - a gradient-family policy with discrete actions samples (gridnav, MAML adapted on 20
+      episodes: 0.59 sampled, −0.14 greedy), with continuous ones plays its mean (a
+      Pendulum user's: −398 greedy, −667 sampled);
+    - ``rl2`` with continuous actions samples (pointnav, second episode: −2.1 sampled,
+      −49.5 greedy: its mean action stops exploring, and the state never learns where the
+      goal is), with discrete ones plays greedily (gridnav: 1.51 greedy, 1.49 sampled).
+    """
+    recurrent = source.session.algorithm.family == "recurrent"
+    sampled = source.policy.discrete != recurrent
+    return "sampled" if sampled else "greedy"
 
 
 def check_recurrent(source: PolicySource, quantize: str | None, with_adapter: bool) -> None:

@@ -85,10 +85,14 @@ def _flag(data: dict[str, Any], budget: int) -> str:
 def _footnotes(result: dict[str, Any]) -> list[str]:
     notes = []
     methods = result["methods"]
-    recurrent = {m: d["trial_episodes"] for m, d in methods.items() if d["family"] == "recurrent"}
-    for method, episodes in recurrent.items():
-        notes.append(f"{BEYOND_TRIAL} beyond the {episodes} episode(s) per trial {method} was "
-                     f"trained on (its state was never carried that far in training)")
+    trained: dict[int, list[str]] = {}
+    for method, data in methods.items():
+        if data["family"] == "recurrent":
+            trained.setdefault(data["trial_episodes"], []).append(method)
+    for episodes, names in trained.items():
+        notes.append(f"{BEYOND_TRIAL} beyond the {episodes} episode(s) per trial "
+                     f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} trained on "
+                     f"(the state was never carried that far in training)")
     if any(d["family"] == "gradient" for d in methods.values()) and 1 in result["budgets"]:
         notes.append(f"{THIN_DATA} one episode: the per-task baseline of the gradient methods "
                      f"can fit its own returns, so their advantages carry little signal")
