@@ -474,4 +474,5 @@ def test_export_prints_the_recurrent_verification(runs, tmp_path) -> None:
     result = invoke("export", runs["pointnav"], "-o", tmp_path / "out", "--opset", 15)
     assert result.exit_code == 0, result.output
     assert "recurrent" in result.output and "with the state carried" in result.output
-    assert "state_out" in result.output and "action: greedy" in result.output
+    # the measured default of a continuous rl2 policy (docs/performance.md)
+    assert "state_out" in result.output and "action: sampled" in result.output
