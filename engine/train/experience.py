@@ -7,8 +7,8 @@ for every budget *n*. A gradient-family policy plays *n* episodes with the share
 parameters, adapts on them (its inner loop), and plays one more with the adapted ones;
 budget 0 is the shared parameters' own episode. The experience episodes are played in the
 same action mode as the measured one (``greedy``: what a game playing the ``action`` output
-does; ``sampled``). Every method evaluated with the same seed meets the same variants and
-the same env seeds.
+does; ``sampled``). Every method evaluated with the same seed meets the same variants, and
+the methods of one family the same env seeds.
 """
 
 from __future__ import annotations
