@@ -44,12 +44,14 @@ class AlgorithmSpec:
         }
 
 
-AdaptationFamily = Literal["gradient", "recurrent"]
+AdaptationFamily = Literal["gradient", "recurrent", "context"]
 """How an algorithm adapts to a new task: ``"gradient"`` (MAML and its siblings: a gradient
-step on the task's episodes; :class:`GradientAlgorithm`) or ``"recurrent"`` (RL²: the hidden
-state of a recurrent policy carried across the episodes of a trial, no gradient step;
-:class:`RecurrentAlgorithm`). The context (task posterior) family is the next one."""
-ADAPTATION_FAMILIES: tuple[str, ...] = ("gradient", "recurrent")
+step on the task's episodes; :class:`GradientAlgorithm`), ``"recurrent"`` (RL²: the hidden
+state of a recurrent policy carried across the episodes of a trial) or ``"context"`` (task
+inference: a posterior over a latent task variable, from the trial's transitions). The last
+two need no gradient step and are :class:`TrialAlgorithm` s."""
+ADAPTATION_FAMILIES: tuple[str, ...] = ("gradient", "recurrent", "context")
+TRIAL_FAMILIES: tuple[str, ...] = ("recurrent", "context")
 
 InnerObjective = Literal["reinforce", "lvc"]
 INNER_OBJECTIVES: tuple[str, ...] = ("reinforce", "lvc")
@@ -85,7 +87,7 @@ class MetaAlgorithm(Protocol):
     tensors) and the optimizer, and per iteration builds a batched game of freshly sampled
     training variants (``M`` tasks x ``E`` envs) and calls :meth:`meta_train_step`. How it
     adapts at evaluation depends on its ``family``: :class:`GradientAlgorithm` or
-    :class:`RecurrentAlgorithm` (see :mod:`gameadapt.train.experience`).
+    :class:`TrialAlgorithm` (see :mod:`gameadapt.train.experience`).
     """
 
     name: str
@@ -135,9 +137,10 @@ class GradientAlgorithm(MetaAlgorithm, Protocol):
         ...
 
 
-class RecurrentAlgorithm(MetaAlgorithm, Protocol):
-    """The recurrent family: adapts in the hidden state it carries across the episodes of a
-    *trial* on one variant; trained on trials of ``trial_episodes`` episodes."""
+class TrialAlgorithm(MetaAlgorithm, Protocol):
+    """The recurrent and context families: adapt in what the policy carries across the
+    episodes of a *trial* on one variant (a hidden state, a task posterior); trained on
+    trials of ``trial_episodes`` episodes."""
 
     trial_episodes: int
 
@@ -151,7 +154,8 @@ def gradient_algorithm(algorithm: MetaAlgorithm, what: str) -> GradientAlgorithm
     return cast(GradientAlgorithm, algorithm)
 
 
-def recurrent_algorithm(algorithm: MetaAlgorithm) -> RecurrentAlgorithm:
-    """``algorithm`` as a :class:`RecurrentAlgorithm` (its family must be ``recurrent``)."""
-    assert algorithm.family == "recurrent", algorithm.family
-    return cast(RecurrentAlgorithm, algorithm)
+def trial_algorithm(algorithm: MetaAlgorithm) -> TrialAlgorithm:
+    """``algorithm`` as a :class:`TrialAlgorithm` (its family must be one of
+    ``TRIAL_FAMILIES``)."""
+    assert algorithm.family in TRIAL_FAMILIES, algorithm.family
+    return cast(TrialAlgorithm, algorithm)

@@ -100,6 +100,19 @@ MakeBatched = Callable[..., BatchedGame]
 MakeParallelEnv = Callable[..., Any]  # (variant=None, render_mode=None) -> pettingzoo.ParallelEnv
 Opponent = Callable[[Any, str, Any, Variant], Any]  # (parallel_env, agent, obs, variant) -> action
 ReferencePolicy = Callable[[Any, Any, Variant], Any]  # (env, obs, variant) -> action
+TaskLabelKind = Literal["category", "number", "angle"]
+
+
+@dataclass(frozen=True)
+class TaskLabel:
+    """What tells a game's variants apart for a reader: a name, its value for a variant
+    (``value(variant)``: a variant parameter or a quantity derived from one), and its kind
+    (``category``; ``number``; ``angle`` in degrees, which wraps around). Pictures of a
+    learnt task space (``gameadapt latents``) colour each variant by it."""
+
+    name: str
+    value: Callable[[Variant], Any]
+    kind: TaskLabelKind = "category"
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,8 @@ class GameSpec:
     -> action`` is a scripted policy that knows the variant (an upper bound): ``env`` is the
     single view made by ``make_env(variant)`` (the learner's view of a multi-agent game), whose
     (unwrapped) state it may read, and the action is what that env's ``step`` takes; it is
-    deterministic given the env's state.
+    deterministic given the env's state. ``task_label`` names what tells the variants apart
+    (:class:`TaskLabel`), for pictures of a learnt task space.
     """
 
     id: str
@@ -138,6 +152,7 @@ class GameSpec:
     max_episode_steps: int | None = None
     success: str | None = None
     reference: ReferencePolicy | None = None
+    task_label: TaskLabel | None = None
 
     def __post_init__(self) -> None:
         if self.api not in GAME_APIS:

@@ -17,7 +17,7 @@ from .games import algorithms, games
 from .group import OneLineErrorGroup
 from .plugins import plugins
 from .ship import adapt_command, export_command, play_command
-from .train import evaluate_command, train_command
+from .train import evaluate_command, latents_command, train_command
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +26,7 @@ def cli() -> None:
     """Meta-train game agents that adapt to new levels and rules, and ship them as ONNX."""
 
 
-for command in (plugins, games, algorithms, train_command, evaluate_command, adapt_command,
-                export_command, play_command):
+for command in (plugins, games, algorithms, train_command, evaluate_command, latents_command,
+                adapt_command, export_command, play_command):
     cli.add_command(command)
 get_registry().add_commands(cli)

@@ -16,6 +16,7 @@ from ..host.registry import get_registry
 from ..ship.formats import (
     ACTION_MODES,
     DEFAULT_OPSET,
+    LATENT_MODES,
     MANIFEST_FILE,
     MAX_OPSET,
     MIN_OPSET,
@@ -125,16 +126,21 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
               help="What policy.onnx's action output is: greedy, or sampled from the policy "
                    "with a 'noise' input of uniform numbers the game fills (default: the "
                    "algorithm's, greedy for now).")
+@click.option("--latent", "latent", type=click.Choice(LATENT_MODES),
+              help="A context-family policy only: the z the game makes at each episode's "
+                   "start, the posterior mean or a draw from the posterior (default: mean, "
+                   "for now).")
 @click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
 def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
-                   with_adapter: bool, action: str | None, force: bool) -> None:
+                   with_adapter: bool, action: str | None, latent: str | None,
+                   force: bool) -> None:
     """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.export import export_policy
 
     result = export_policy(source, out_dir, opset=opset, quantize=quantize,
                            with_adapter=with_adapter, force=force, action=action,
-                           log=lambda message: click.echo(message, err=True))
+                           latent=latent, log=lambda message: click.echo(message, err=True))
     click.echo(format_result(result))
 
 
@@ -143,21 +149,36 @@ def _diffs(values: dict[str, Any]) -> str:
 
 
 def _verification_lines(check: dict[str, Any]) -> list[str]:
-    """What ``policy.onnx``'s verification found (a recurrent one: per part)."""
-    if check.get("kind") != "recurrent":
+    """What ``policy.onnx``'s verification found (a recurrent or context one: per part)."""
+    kind = check.get("kind")
+    if kind not in ("recurrent", "context"):
         return [f"verification: ONNX Runtime vs PyTorch on {check['samples']} observations: "
                 f"max abs diff {_diffs(check['max_abs_diff'])} (tolerance "
                 f"{check['tolerance']:g}) passed"]
-    return [f"verification: ONNX Runtime vs PyTorch, recurrent, tolerance "
-            f"{check['tolerance']:g} (value: {check['value_tolerance']}): max abs diff "
-            f"{_diffs(check['max_abs_diff'])} passed",
-            f"  {check['episodes']} episodes ({check['steps']} steps) with the state carried, "
-            f"ONNX Runtime fed its own state_out: {_diffs(check['sequence']['max_abs_diff'])}",
-            f"  the same steps as one batch of {check['sequence_batched']['batch_size']}: "
-            f"{_diffs(check['sequence_batched']['max_abs_diff'])}",
-            f"  {check['samples']} observations with random states and inputs (batch "
-            f"{', '.join(map(str, check['batch_sizes']))}): "
-            f"{_diffs(check['random_inputs']['max_abs_diff'])}"]
+    if kind == "recurrent":
+        scaled = f"value: {check['value_tolerance']}"
+        carried = "the state carried, ONNX Runtime fed its own state_out"
+        randomised = "states and inputs"
+    else:
+        scaled = f"{', '.join(check['scaled_tolerance']['outputs'])}: " \
+                 f"{check['scaled_tolerance']['rule']}"
+        carried = (f"the posterior's sums carried (latent {check['latent']}), ONNX Runtime "
+                   f"fed its own sums and z")
+        randomised = "z, actions, rewards and sums"
+    lines = [f"verification: ONNX Runtime vs PyTorch, {kind}, tolerance "
+             f"{check['tolerance']:g} ({scaled}): max abs diff "
+             f"{_diffs(check['max_abs_diff'])} passed",
+             f"  {check['episodes']} episodes ({check['steps']} steps) with {carried}: "
+             f"{_diffs(check['sequence']['max_abs_diff'])}",
+             f"  the same steps as one batch of {check['sequence_batched']['batch_size']}: "
+             f"{_diffs(check['sequence_batched']['max_abs_diff'])}"]
+    if kind == "context":
+        lines.append(f"  encoder.onnx step by step vs the batch posterior (sums at "
+                     f"{check['incremental_vs_batch']['episode_starts']} episode starts and "
+                     f"the end): {_diffs(check['incremental_vs_batch']['max_abs_diff'])}")
+    return lines + [f"  {check['samples']} observations with random {randomised} (batch "
+                    f"{', '.join(map(str, check['batch_sizes']))}): "
+                    f"{_diffs(check['random_inputs']['max_abs_diff'])}"]
 
 
 def format_result(result: ExportResult) -> str:
@@ -177,6 +198,10 @@ def format_result(result: ExportResult) -> str:
     lines.append(f"action: {manifest.get('action_mode', 'greedy')}"
                  + (" (fill the 'noise' input with uniform(0, 1) numbers every call)"
                     if manifest.get("noise") else ""))
+    context = manifest.get("context")
+    if context:
+        lines.append(f"latent: {context['latent_mode']} ({context['z']['formula']}, once per "
+                     f"episode; the sums reset at a new level only)")
     lines += _verification_lines(manifest["verification"])
     check = manifest["verification"]
     if "policy_weights" in check:
@@ -191,6 +216,9 @@ def format_result(result: ExportResult) -> str:
     latency = manifest["latency_us"]
     lines.append(f"latency (ONNX Runtime CPU, 1 thread, median): batch 1 {latency['batch_1']:.1f} "
                  f"us, batch 64 {latency['batch_64']:.1f} us")
+    if "encoder" in latency:
+        lines.append(f"  encoder.onnx: batch 1 {latency['encoder']['batch_1']:.1f} us, batch 64 "
+                     f"{latency['encoder']['batch_64']:.1f} us")
     quantization = manifest.get("quantization")
     if quantization:
         q_latency = quantization["latency_us"]

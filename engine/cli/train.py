@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,33 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
         click.echo(format_results(result))
         if plot is not None:
             click.echo(f"plot: {plot}")
+
+
+@click.command("latents")
+@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The PNG to write.")
+@click.option("--tasks", type=int, default=120, show_default=True, help="Variants to place.")
+@click.option("--episodes", type=int, default=1, show_default=True,
+              help="Episodes on each variant before its posterior is read.")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--color", metavar="PART.PARAM",
+              help="Colour by this variant parameter (default: the game's task label).")
+@json_option
+def latents_command(run_path: Path, plot: Path, tasks: int, episodes: int, split: str,
+                    seed: int, color: str | None, as_json: bool) -> None:
+    """Picture a context run's learnt task space: the posterior means of held-out variants
+    after a few episodes, in two dimensions (PCA), coloured by what tells them apart."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.latents import latent_map, plot_latent_map
+    from ..train.report import require_pyplot
+
+    pyplot = require_pyplot()
+    data = latent_map(run_path, tasks, episodes, seed, as_split(split), color)
+    plot_latent_map(data, plot, pyplot)
+    if as_json:
+        echo_json(dataclasses.asdict(data))
+    else:
+        click.echo(data.summary())
+        click.echo(f"plot: {plot}")

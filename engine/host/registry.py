@@ -64,6 +64,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gameadapt.plugins.maml",
     "gameadapt.plugins.reptile",
     "gameadapt.plugins.rl2",
+    "gameadapt.plugins.context",
     "gameadapt.plugins.baselines",
 )
 HOOK_NAMES = ("register_games", "register_algorithms", "register_commands")

@@ -74,6 +74,13 @@ class ActionHead(nn.Module):
         env_actions = self.action_center + self.action_scale * actions
         return torch.clamp(env_actions, self.action_low, self.action_high)
 
+    def action_features(self, actions: torch.Tensor) -> torch.Tensor:
+        """An action as a network input: one-hot (discrete) or the env action in policy
+        units, ``(clip(center + scale a) − center) / scale`` (continuous)."""
+        if self.discrete:
+            return nn.functional.one_hot(actions.long(), self.action_dim).to(torch.float32)
+        return (self.to_env_action(actions) - self.action_center) / self.action_scale
+
     def log_prob(self, dist: DistParams, actions: torch.Tensor) -> torch.Tensor:
         """Log-probability of ``actions`` under distribution parameters ``dist``."""
         if self.discrete:

@@ -26,6 +26,8 @@ from torch import nn
 
 from ..errors import GameadaptError
 from .policy import ActionHead, DistParams
+from .ppo import ReturnScaled
+from .trials import LatentMode
 
 
 def gru_update(input_gates: torch.Tensor, state: torch.Tensor, weight_hh: torch.Tensor,
@@ -43,7 +45,7 @@ def gru_update(input_gates: torch.Tensor, state: torch.Tensor, weight_hh: torch.
     return new + update * (state - new)
 
 
-class RecurrentPolicy(ActionHead):
+class RecurrentPolicy(ActionHead, ReturnScaled):
     """GRU core → categorical or Gaussian head and a value head (see the module doc).
 
     ``hidden_size`` is the state's width; the Gaussian's ``log_std`` is a parameter, as in
@@ -53,10 +55,6 @@ class RecurrentPolicy(ActionHead):
     differentiated), so that value and policy losses keep comparable sizes whatever a game's
     reward scale; the policy's inputs take the raw rewards.
     """
-
-    # buffers (register_buffer), declared for the type checker
-    return_var: torch.Tensor
-    return_count: torch.Tensor
 
     def __init__(self, observation_space: gymnasium.spaces.Space,
                  action_space: gymnasium.spaces.Space, hidden_size: int = 128,
@@ -77,24 +75,12 @@ class RecurrentPolicy(ActionHead):
         nn.init.zeros_(self.value_head.bias)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.action_dim,), float(init_log_std)))
-        self.register_buffer("return_var", torch.ones(()))
-        self.register_buffer("return_count", torch.zeros(()))
+        self.register_return_scale()
 
-    def return_scale(self) -> torch.Tensor:
-        """The running standard deviation of discounted returns (1 before any update)."""
-        return torch.sqrt(self.return_var + 1e-8)
-
-    @torch.no_grad()
-    def update_return_scale(self, returns: torch.Tensor, mask: torch.Tensor) -> None:
-        """Merge the second moment of ``returns`` (where ``mask`` is 1) into the statistics."""
-        values = returns[mask > 0].to(torch.float64)
-        if values.numel() == 0:
-            return
-        count = self.return_count.double()
-        total = count + values.numel()
-        moment = (self.return_var.double() * count + (values ** 2).sum()) / total
-        self.return_var.copy_(moment.clamp_min(1e-8))
-        self.return_count.copy_(total)
+    def trial_memory(self, batch: tuple[int, int], device: torch.device | str,
+                     latent: LatentMode = "sample") -> RecurrentMemory:
+        """A fresh trial's memory (``latent`` does not apply: RL² has no latent variable)."""
+        return RecurrentMemory(self, batch, device)
 
     # -- inputs ---------------------------------------------------------------------------
     def initial_state(self, *batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -104,13 +90,6 @@ class RecurrentPolicy(ActionHead):
     def no_action(self, *batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The previous-action features before a trial's first action: zeros."""
         return torch.zeros(*batch, self.action_dim, device=device)
-
-    def action_features(self, actions: torch.Tensor) -> torch.Tensor:
-        """What a sampled action contributes to the next step's input: one-hot (discrete) or
-        the env action in policy units, ``(clip(center + scale a) − center) / scale``."""
-        if self.discrete:
-            return nn.functional.one_hot(actions.long(), self.action_dim).to(torch.float32)
-        return (self.to_env_action(actions) - self.action_center) / self.action_scale
 
     def step_input(self, observation: torch.Tensor, previous_action: torch.Tensor,
                    previous_reward: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
@@ -146,3 +125,41 @@ class RecurrentPolicy(ActionHead):
             state = torch.where(live, proposal, state)
             states.append(state)
         return self.heads(torch.stack(states))
+
+
+class RecurrentMemory:
+    """The :class:`~gameadapt.learn.trials.TrialMemory` of RL²: the GRU state, the previous
+    action and reward (carried across episodes) and the episode-start flag; a step's record
+    is the GRU input it read."""
+
+    def __init__(self, policy: RecurrentPolicy, batch: tuple[int, int],
+                 device: torch.device | str) -> None:
+        self.policy = policy
+        self.state = policy.initial_state(*batch, device=device)
+        self.previous_action = policy.no_action(*batch, device=device)
+        self.previous_reward = torch.zeros(batch, device=device)
+        self.start = torch.ones(batch, device=device)
+        self.inputs = torch.empty(0)
+
+    def start_episode(self, generator: torch.Generator) -> None:
+        """Raise the episode-start flag for the next step (no noise drawn)."""
+        self.start = torch.ones_like(self.start)
+
+    def act(self, observation: torch.Tensor, alive: torch.Tensor
+            ) -> tuple[DistParams, torch.Tensor]:
+        """Advance the state on this step's input (live envs only) and read the heads."""
+        self.inputs = self.policy.step_input(observation, self.previous_action,
+                                             self.previous_reward, self.start)
+        self.state = torch.where(alive.unsqueeze(-1), self.policy.step(self.inputs, self.state),
+                                 self.state)
+        return self.policy.heads(self.state)
+
+    def observe(self, actions: torch.Tensor, reward: torch.Tensor,
+                next_observation: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """Keep the action and reward for the next step's input; returns this step's input."""
+        self.previous_action = torch.where(alive.unsqueeze(-1),
+                                           self.policy.action_features(actions),
+                                           self.previous_action)
+        self.previous_reward = torch.where(alive, reward, self.previous_reward)
+        self.start = torch.zeros_like(self.start)
+        return self.inputs

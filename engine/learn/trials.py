@@ -1,29 +1,68 @@
-"""Trials: several episodes of one variant played by a recurrent policy that carries its
-state across them, for every env of a batched game at once.
+"""Trials: several episodes of one variant played by a policy that carries what it has
+learnt about the variant across them (a recurrent state, or a task posterior), for every env
+of a batched game at once.
 
 A trial of ``K`` episodes is ``K`` rounds of the :class:`~gameadapt.game.BatchedGame`
-(round ``k`` reset with ``derive_seed(seed, k)``); the policy's state, previous action and
-previous reward are carried from round to round and are reset only at a new trial. The
-rounds are laid end to end on one *timeline* of ``S`` steps (``S`` = the rounds' lengths
-summed); ``mask`` marks the steps that belong to an episode, so the state and the
-advantages flow over the gaps from an episode's last step to the next episode's first.
+(round ``k`` reset with ``derive_seed(seed, k)``). What carries over lives in the policy's
+:class:`TrialMemory`, made fresh for every trial (a new variant) and told when an episode
+starts, what to act on, and what each step brought. The rounds are laid end to end on one
+*timeline* of ``S`` steps (``S`` = the rounds' lengths summed); ``mask`` marks the steps that
+belong to an episode, so the memory and the advantages flow over the gaps from an episode's
+last step to the next episode's first.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import torch
 
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
-from .recurrent import RecurrentPolicy
+from .policy import DistParams
+
+LatentMode = Literal["sample", "mean"]
+LATENT_MODES: tuple[LatentMode, ...] = ("sample", "mean")
+
+
+class TrialMemory(Protocol):
+    """What a trial-family policy carries over the episodes of a trial, ``[M, E]`` envs."""
+
+    def start_episode(self, generator: torch.Generator) -> torch.Tensor | None:
+        """A new episode begins; returns the noise it drew for the episode, if any."""
+        ...
+
+    def act(self, observation: torch.Tensor, alive: torch.Tensor
+            ) -> tuple[DistParams, torch.Tensor]:
+        """The action distribution and value estimate at ``observation``."""
+        ...
+
+    def observe(self, actions: torch.Tensor, reward: torch.Tensor,
+                next_observation: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """Take in the step's outcome (only where ``alive``); returns the step's record,
+        the ``inputs`` that training replays."""
+        ...
+
+
+class TrialPolicy(Protocol):
+    """A policy that plays trials: an ``ActionHead`` with a :class:`TrialMemory`."""
+
+    def trial_memory(self, batch: tuple[int, int], device: torch.device | str,
+                     latent: LatentMode = "sample") -> TrialMemory:
+        """A fresh memory for ``batch`` envs (``latent``: how a posterior is acted on)."""
+        ...
+
+    def greedy(self, dist: DistParams) -> torch.Tensor: ...
+    def sample(self, dist: DistParams, generator: torch.Generator | None = None
+               ) -> torch.Tensor: ...
+    def log_prob(self, dist: DistParams, actions: torch.Tensor) -> torch.Tensor: ...
+    def to_env_action(self, actions: torch.Tensor) -> torch.Tensor: ...
 
 
 class Trials(NamedTuple):
     """One trial per env, on the timeline: every field ``[S, M, E, ...]`` unless noted."""
 
-    inputs: torch.Tensor  # [S, M, E, input_size]: what the policy read at each step
+    inputs: torch.Tensor  # [S, M, E, input_size]: each step's record (what training replays)
     actions: torch.Tensor  # [S, M, E] long or [S, M, E, act_dim] (policy units)
     rewards: torch.Tensor  # [S, M, E], 0 where mask is 0
     mask: torch.Tensor  # [S, M, E] float: 1 on a step of an episode
@@ -31,6 +70,7 @@ class Trials(NamedTuple):
     values: torch.Tensor  # [S, M, E] the value head's estimates
     episode: torch.Tensor  # [S] long: the episode (round) of the trial each step belongs to
     success: torch.Tensor | None  # [K, M, E] bool, or None if the game reports no success
+    noise: torch.Tensor | None = None  # [K, M, E, ...] what each episode drew, if anything
 
     @property
     def num_episodes(self) -> int:
@@ -50,52 +90,49 @@ class Trials(NamedTuple):
 
 
 @torch.no_grad()
-def sample_trials(game: BatchedGame, policy: RecurrentPolicy, episodes: int, seed: int,
-                  greedy: bool = False) -> Trials:
+def sample_trials(game: BatchedGame, policy: TrialPolicy, episodes: int, seed: int,
+                  greedy: bool = False, latent: LatentMode = "sample") -> Trials:
     """Play a trial of ``episodes`` episodes in every env of ``game`` (see the module doc).
 
-    Actions are sampled with noise from a generator seeded with ``seed`` (the same seed
-    replays the same trials), or the most likely ones with ``greedy``.
+    Actions (and any noise the memory draws) come from a generator seeded with ``seed`` (the
+    same seed replays the same trials), or are the most likely ones with ``greedy``.
     """
     device = game.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     shape = (game.num_tasks, game.envs_per_task)
-    state = policy.initial_state(*shape, device=device)
-    previous_action = policy.no_action(*shape, device=device)
-    previous_reward = torch.zeros(shape, device=device)
+    memory = policy.trial_memory(shape, device, latent)
     steps: list[tuple[torch.Tensor, ...]] = []
     successes: list[torch.Tensor | None] = []
+    noises: list[torch.Tensor | None] = []
     for index in range(episodes):
         obs = game.reset(derive_seed(seed, index)).to(device=device, dtype=torch.float32)
-        start = torch.ones(shape, device=device)
+        noises.append(memory.start_episode(generator))
         alive = torch.ones(shape, dtype=torch.bool, device=device)
         success: torch.Tensor | None = None
         for _ in range(game.horizon):
-            inputs = policy.step_input(obs, previous_action, previous_reward, start)
-            state = torch.where(alive.unsqueeze(-1), policy.step(inputs, state), state)
-            dist, value = policy.heads(state)
+            dist, value = memory.act(obs, alive)
             actions = policy.greedy(dist) if greedy else policy.sample(dist, generator)
             result = game.step(policy.to_env_action(actions))
             reward = result.reward.to(torch.float32) * alive
             log_prob = torch.zeros_like(value) if greedy else policy.log_prob(dist, actions)
+            next_obs = result.observation.to(device=device, dtype=torch.float32)
+            inputs = memory.observe(actions, reward, next_obs, alive)
             steps.append((inputs, actions, reward, alive.to(torch.float32), log_prob, value,
                           torch.full((), index, device=device)))
-            previous_action = torch.where(alive.unsqueeze(-1), policy.action_features(actions),
-                                          previous_action)
-            previous_reward = torch.where(alive, reward, previous_reward)
             success = _merge_success(success, result.success, alive)
-            start = torch.zeros_like(start)
             alive = alive & ~(result.terminated | result.truncated)
-            obs = result.observation.to(device=device, dtype=torch.float32)
+            obs = next_obs
             if not bool(alive.any()):
                 break
         successes.append(success)
     inputs, actions, rewards, mask, log_probs, values, episode = (
         torch.stack(field) for field in zip(*steps))
     reported = [s for s in successes if s is not None]
+    drawn = [n for n in noises if n is not None]
     return Trials(inputs, actions, rewards, mask, log_probs, values, episode,
-                  torch.stack(reported) if len(reported) == episodes else None)
+                  torch.stack(reported) if len(reported) == episodes else None,
+                  torch.stack(drawn) if len(drawn) == episodes else None)
 
 
 def _merge_success(success: torch.Tensor | None, step_success: torch.Tensor | None,

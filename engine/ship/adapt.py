@@ -7,8 +7,9 @@ evaluation episodes, seeded differently from the adaptation data, both with samp
 and greedy ones (what a game playing the ``action`` output of a greedy export gets), and the
 success rate where the game defines success.
 
-A recurrent policy (RL²) is refused with one line: it adapts in its hidden state while it
-plays, so there is nothing to adapt here; its export carries the state (``exports/README.md``).
+A recurrent policy (RL²) or a context one is refused with one line: it adapts in its hidden
+state (or its task posterior) while it plays, so there is nothing to adapt here; its export
+carries the state, or the posterior's sums (``exports/README.md``).
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ class AdaptResult:
 
 
 def check_adaptable(source: PolicySource) -> None:
-    """A one-line error for a source ``adapt`` cannot adapt (a recurrent policy)."""
+    """A one-line error for a source ``adapt`` cannot adapt (a recurrent or context policy)."""
+    name = source.session.algorithm.name
     if source.recurrent:
         raise GameadaptError(
-            f"{source.path} is an {source.session.algorithm.name!r} run: it adapts in its "
+            f"{source.path} is an {name!r} run: it adapts in its "
             f"hidden state while it plays, so there is nothing to adapt; export it "
             f"(gameadapt export) and carry the state between episodes (exports/README.md)")
+    if source.context:
+        raise GameadaptError(
+            f"{source.path} is a {name!r} run: it adapts in its task posterior while it "
+            f"plays (encoder.onnx adds every transition to two running sums), so there is "
+            f"nothing to adapt; export it (gameadapt export) and carry the sums between "
+            f"episodes (exports/README.md)")
 
 
 def measure(source: PolicySource, params: Params, variant: Variant, episodes: int, seed: int,

@@ -4,7 +4,9 @@ An export folder (default ``exports/<game>-<run or adapted folder name>``) holds
 
     policy.onnx          observation [batch, obs_dim] (+ noise) -> action + distribution
                          parameters; recurrent (rl2): + prev_action, prev_reward,
-                         episode_start, state -> + value, state_out
+                         episode_start, state -> + value, state_out; context: + z -> + value
+    encoder.onnx         context: one transition + the posterior's two sums -> new sums,
+                         posterior mean and variance
     policy.json          the manifest (format "gameadapt-policy/1"), written last
     policy.int8.onnx     with --quantize int8: dynamically quantised copy of policy.onnx
     policy_weights.onnx  with --with-adapter: policy.onnx with every parameter as an input
@@ -20,8 +22,12 @@ without action scaling), ``mean`` and ``log_std`` (both in the policy's own acti
 With ``--action sampled`` the ``action`` is drawn with the ``noise`` input instead
 (:mod:`~gameadapt.ship.graphs`). A recurrent policy (RL²) is exported as one step with its
 state as an input and an output (:mod:`~gameadapt.ship.recurrent_graph`) and verified over
-whole trials with the state carried (:mod:`~gameadapt.ship.recurrent_verify`); it has no
-adapter (it adapts in its state) and no int8 copy (see :func:`check_recurrent`).
+whole trials with the state carried (:mod:`~gameadapt.ship.recurrent_verify`). A context
+policy is exported as two graphs, the policy on ``[observation, z]`` and the encoder that
+adds a transition to the task posterior's running sums (:mod:`~gameadapt.ship.context_graph`),
+verified over whole trials with the sums carried (:mod:`~gameadapt.ship.context_verify`).
+Neither has an adapter (they adapt as they play) nor an int8 copy (see
+:func:`check_trial_family`).
 
 The export is a pipeline, one function a stage: :func:`plan_export` resolves and checks
 everything that can be checked before work starts; :func:`build_graphs` exports the torch
@@ -47,20 +53,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..algorithm import gradient_algorithm
+from ..algorithm import TRIAL_FAMILIES, gradient_algorithm
 from ..errors import GameadaptError
+from ..learn.context_policy import ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from . import manifest as manifest_parts
 from . import verify
 from .adapter import WeightSpec, weight_specs, weights_blob
+from .context_verify import verify_context
 from .formats import (
     ACTION_MODES,
     ADAPTER_FILE,
     ADAPTER_MIN_OPSET,
     ALL_FILES,
     DEFAULT_OPSET,
+    ENCODER_FILE,
     INT8_FILE,
+    LATENT_MODES,
     MANIFEST_FILE,
     MAX_OPSET,
     MIN_OPSET,
@@ -73,6 +83,7 @@ from .formats import (
 from .onnx_export import (
     OnnxGraph,
     export_adapter_graph,
+    export_context_graphs,
     export_policy_graph,
     export_recurrent_graph,
     export_weights_policy_graph,
@@ -107,6 +118,7 @@ class ExportPlan:
     samples: int
     files: list[str]  # every file it writes, the manifest last
     action: str = "greedy"  # what policy.onnx's action output is: greedy or sampled
+    latent: str | None = None  # a context export's latent mode: mean or sample
 
     @property
     def sampled(self) -> bool:
@@ -136,18 +148,21 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
                   opset: int = DEFAULT_OPSET, quantize: str | None = None,
                   with_adapter: bool = False, force: bool = False,
                   samples: int = 1024, log: Log | None = None,
-                  action: str | None = None) -> ExportResult:
+                  action: str | None = None, latent: str | None = None) -> ExportResult:
     """Export, verify and write a policy folder; see the module docstring.
 
     ``source`` is a run folder, an adapted-policy folder or a loaded :class:`PolicySource`;
-    ``action`` is ``"greedy"`` or ``"sampled"`` (default :func:`default_action_mode`).
+    ``action`` is ``"greedy"`` or ``"sampled"`` (default :func:`default_action_mode`);
+    ``latent``, for a context policy only, ``"mean"`` or ``"sample"`` (default
+    :func:`default_latent_mode`).
     Refuses to overwrite an existing ``policy.onnx``/``policy.json`` (or any other file it
     would write) unless ``force``. Raises one-line :class:`GameadaptError` for bad input, an
     opset the exporters cannot reach and failed verification; nothing is written then.
     """
     log = log or (lambda message: None)
     plan = plan_export(source, out_dir, opset=opset, quantize=quantize,
-                       with_adapter=with_adapter, force=force, samples=samples, action=action)
+                       with_adapter=with_adapter, force=force, samples=samples, action=action,
+                       latent=latent)
     graphs = build_graphs(plan, log)
     with staging_folder(plan.out_dir) as folder:
         staged = stage(plan, graphs, folder)
@@ -159,19 +174,21 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
 
 def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *, opset: int,
                 quantize: str | None, with_adapter: bool, force: bool, samples: int,
-                action: str | None = None) -> ExportPlan:
+                action: str | None = None, latent: str | None = None) -> ExportPlan:
     """Check the settings, load the source and check the destination (nothing is built)."""
-    check_settings(opset, quantize, with_adapter, action)
+    check_settings(opset, quantize, with_adapter, action, latent)
     if samples < 1000:
         raise GameadaptError(f"verification needs at least 1000 observations, got {samples}")
     if not isinstance(source, PolicySource):
         source = load_policy_source(Path(source))
-    check_recurrent(source, quantize, with_adapter)
+    check_trial_family(source, quantize, with_adapter, latent)
     folder = Path(out_dir) if out_dir is not None else default_output_dir(source)
-    files = planned_files(with_adapter, quantize)
+    files = planned_files(with_adapter, quantize, source.context)
     _check_destination(folder, files, force)
+    latent = (latent or default_latent_mode(source)) if source.context else None
     return ExportPlan(source, source.policy.cpu().eval(), folder, opset, quantize,
-                      with_adapter, force, samples, files, action or default_action_mode(source))
+                      with_adapter, force, samples, files, action or default_action_mode(source),
+                      latent)
 
 
 def default_action_mode(source: PolicySource) -> str:
@@ -183,31 +200,48 @@ def default_action_mode(source: PolicySource) -> str:
       Pendulum user's: −398 greedy, −667 sampled);
     - ``rl2`` with continuous actions samples (pointnav, second episode: −2.1 sampled,
       −49.5 greedy: its mean action stops exploring, and the state never learns where the
-      goal is), with discrete ones plays greedily (gridnav: 1.51 greedy, 1.49 sampled).
+      goal is), with discrete ones plays greedily (gridnav: 1.51 greedy, 1.49 sampled);
+    - ``context`` follows ``rl2``'s rule until it is measured.
     """
-    recurrent = source.session.algorithm.family == "recurrent"
-    sampled = source.policy.discrete != recurrent
+    trial = source.session.algorithm.family in TRIAL_FAMILIES
+    sampled = source.policy.discrete != trial
     return "sampled" if sampled else "greedy"
 
 
-def check_recurrent(source: PolicySource, quantize: str | None, with_adapter: bool) -> None:
-    """One-line errors for what a recurrent policy's export cannot have.
+def default_latent_mode(source: PolicySource) -> str:
+    """The ``--latent`` a context export gets when none is given: ``"mean"`` (``z`` is the
+    posterior mean) until the modes are measured on held-out variants."""
+    return "mean"
 
-    No adapter: it adapts in its state, which ``policy.onnx`` carries. No int8 copy: the
-    state is fed back at every step, so quantisation errors compound over a trial, which the
-    per-call int8 check does not bound, and the float32 GRU is already small and fast.
+
+def check_trial_family(source: PolicySource, quantize: str | None, with_adapter: bool,
+                       latent: str | None = None) -> None:
+    """One-line errors for what a recurrent or context policy's export cannot have.
+
+    No adapter: they adapt as they play, in the state ``policy.onnx`` carries or in the
+    posterior's sums ``encoder.onnx`` updates. No int8 copy: the state (or the sums) take in
+    every step's output, so quantisation errors compound over a trial, which the per-call
+    int8 check does not bound, and the float32 graphs are already small and fast.
+    ``--latent`` is a context export's only.
     """
-    if not source.recurrent:
-        return
     name = source.session.algorithm.name
+    if latent is not None and not source.context:
+        raise GameadaptError(f"--latent applies to a context-family export only; {name!r} is "
+                             f"a {source.session.algorithm.family}-family algorithm")
+    if not source.adapts_in_play:
+        return
+    carried = ("its recurrent state, which policy.onnx carries as the input 'state' and the "
+               "output 'state_out'" if source.recurrent else
+               f"its task posterior, two running sums that {ENCODER_FILE} updates every step")
     if with_adapter:
-        raise GameadaptError(f"--with-adapter: {name!r} adapts in its recurrent state, which "
-                             f"policy.onnx carries as the input 'state' and the output "
-                             f"'state_out'; there is nothing to adapt (export without it)")
+        raise GameadaptError(f"--with-adapter: {name!r} adapts in {carried}; there is nothing "
+                             f"to adapt (export without it)")
     if quantize:
-        raise GameadaptError(f"--quantize {quantize} is not supported for a recurrent policy "
-                             f"({name!r}): its state is fed back every step, so int8 errors "
-                             f"would compound over a trial; export without --quantize")
+        what, fed = (("a recurrent policy", "its state is") if source.recurrent else
+                     ("a context policy", "its posterior sums are"))
+        raise GameadaptError(f"--quantize {quantize} is not supported for {what} ({name!r}): "
+                             f"{fed} fed back every step, so int8 errors would compound over "
+                             f"a trial; export without --quantize")
 
 
 def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
@@ -215,6 +249,10 @@ def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
     log(f"exporting {POLICY_FILE} (opset {plan.opset}, {plan.action} action) ...")
     if isinstance(plan.policy, RecurrentPolicy):
         return {POLICY_FILE: export_recurrent_graph(plan.policy, plan.opset, plan.sampled)}
+    if isinstance(plan.policy, ContextPolicy):
+        log(f"exporting {ENCODER_FILE} (opset {plan.opset}, latent {plan.latent}) ...")
+        acting, encoder = export_context_graphs(plan.policy, plan.opset, plan.sampled)
+        return {POLICY_FILE: acting, ENCODER_FILE: encoder}
     graphs = {POLICY_FILE: export_policy_graph(plan.mlp, plan.opset, plan.sampled)}
     if plan.with_adapter:
         log(f"exporting {WEIGHTS_POLICY_FILE} and {ADAPTER_FILE} ...")
@@ -261,14 +299,21 @@ def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
     if isinstance(policy, RecurrentPolicy):
         checks = verify_recurrent(policy, folder / POLICY_FILE, source.spec, source.variant,
                                   observations, plan.sampled)
+    elif isinstance(policy, ContextPolicy):
+        checks = verify_context(policy, folder / POLICY_FILE, folder / ENCODER_FILE,
+                                source.spec, source.variant, observations, plan.sampled,
+                                plan.latent or default_latent_mode(source))
     else:
         checks = verify.verify_policy(policy, folder / POLICY_FILE, observations, plan.sampled)
     checks["observations"] = obs_source
-    _require_passed(checks, POLICY_FILE)
+    _require_passed(checks, f"{POLICY_FILE} and {ENCODER_FILE}"
+                    if isinstance(policy, ContextPolicy) else POLICY_FILE)
     staged.checks, staged.parts["adapter"] = checks, None
     if plan.with_adapter:
         _verify_adapter_files(plan, staged, observations)
     staged.parts["latency_us"] = verify.measure_latency(folder / POLICY_FILE)
+    if isinstance(policy, ContextPolicy):
+        staged.parts["latency_us"]["encoder"] = verify.measure_latency(folder / ENCODER_FILE)
     staged.parts["quantization"] = None
     if plan.quantize:
         log("quantising to int8 ...")
@@ -310,7 +355,7 @@ def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
         "weights": [spec.to_json() for spec in staged.weights] if staged.weights else None,
         "verification": staged.checks,
         **staged.parts,
-    })
+    }, plan.latent)
     (staged.folder / MANIFEST_FILE).write_text(
         json.dumps(written, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
     _move_into_place(staged.folder, plan.out_dir, plan.files, plan.force)
@@ -322,9 +367,10 @@ def default_output_dir(source: PolicySource) -> Path:
     return Path("exports") / f"{source.spec.id}-{source.path.resolve().name}"
 
 
-def planned_files(with_adapter: bool, quantize: str | None) -> list[str]:
+def planned_files(with_adapter: bool, quantize: str | None, context: bool = False
+                  ) -> list[str]:
     """The files an export writes, the manifest last."""
-    names = [POLICY_FILE]
+    names = [POLICY_FILE, *([ENCODER_FILE] if context else [])]
     if quantize:
         names.append(INT8_FILE)
     if with_adapter:
@@ -333,11 +379,14 @@ def planned_files(with_adapter: bool, quantize: str | None) -> list[str]:
 
 
 def check_settings(opset: int, quantize: str | None, with_adapter: bool,
-                   action: str | None = None) -> None:
+                   action: str | None = None, latent: str | None = None) -> None:
     """One-line errors for settings that cannot work (before anything is exported)."""
     if action is not None and action not in ACTION_MODES:
         raise GameadaptError(f"--action must be one of {', '.join(ACTION_MODES)}, "
                              f"got {action!r}")
+    if latent is not None and latent not in LATENT_MODES:
+        raise GameadaptError(f"--latent must be one of {', '.join(LATENT_MODES)}, "
+                             f"got {latent!r}")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise GameadaptError(f"--opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, "
                              f"got {opset!r}")

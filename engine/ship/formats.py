@@ -14,8 +14,9 @@ INT8_FILE = "policy.int8.onnx"
 WEIGHTS_POLICY_FILE = "policy_weights.onnx"
 ADAPTER_FILE = "adapter.onnx"
 WEIGHTS_FILE = "weights.bin"
+ENCODER_FILE = "encoder.onnx"  # a context export's posterior update
 ALL_FILES = (POLICY_FILE, INT8_FILE, WEIGHTS_POLICY_FILE, ADAPTER_FILE, WEIGHTS_FILE,
-             MANIFEST_FILE)
+             ENCODER_FILE, MANIFEST_FILE)
 
 DEFAULT_OPSET = 18
 MIN_OPSET, MAX_OPSET = 7, 21
@@ -28,3 +29,10 @@ NOISE_INPUT = "noise"  # the uniform(0, 1) numbers a sampled graph takes
 NOISE_CLAMP = 1e-7  # noise is clamped to [NOISE_CLAMP, 1 - NOISE_CLAMP] inside the graph
 RECURRENT_INPUTS = ("observation", "prev_action", "prev_reward", "episode_start", "state")
 STATE_OUTPUT = "state_out"
+LATENT_MODES = ("mean", "sample")  # how a context export's z is made from the posterior
+LATENT_INPUT = "z"  # a context policy.onnx's latent task variable
+CONTEXT_INPUTS = ("observation", LATENT_INPUT)
+SUM_NAMES = ("precision_sum", "weighted_sum")  # the posterior's running sums (encoder.onnx)
+ENCODER_INPUTS = ("observation", "action", "reward", "next_observation", *SUM_NAMES)
+ENCODER_OUTPUTS = ("precision_sum_out", "weighted_sum_out", "posterior_mean",
+                   "posterior_variance")

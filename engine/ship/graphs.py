@@ -65,6 +65,18 @@ def dist_outputs(policy: ActionHead, dist: DistParams, noise: torch.Tensor | Non
     return policy.to_env_action(chosen), dist[0], dist[1]
 
 
+def played_features(policy: ActionHead, action: torch.Tensor, indices: torch.Tensor
+                    ) -> torch.Tensor:
+    """An action a game played as the policy's networks read it, in plain operators: the
+    one-hot of an index as ``Equal`` against the constant range ``indices`` and a ``Cast``
+    (``-1`` gives zeros), or ``action_features`` of the env action in policy units,
+    ``(a - center) / scale`` (the clip inside keeps out-of-bounds actions as the env took
+    them)."""
+    if policy.discrete:
+        return (action.unsqueeze(-1) == indices).to(torch.float32)
+    return policy.action_features((action - policy.action_center) / policy.action_scale)
+
+
 def reference_outputs(policy: MLPPolicy, params: dict[str, torch.Tensor],
                       observation: torch.Tensor, noise: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, ...]:

@@ -19,16 +19,24 @@ import torch
 from .. import __version__
 from ..algorithm import InnerLoop
 from ..game import space_to_json
+from ..learn.context_policy import ContextPolicy
 from ..learn.policy import ActionHead, MLPPolicy
+from ..learn.posterior import PRIOR_PRECISION, PRIOR_WEIGHTED
 from ..learn.recurrent import RecurrentPolicy
 from .adapter import LOSS_DESCRIPTION, WeightSpec
 from .formats import (
     ADAPTER_FILE,
+    CONTEXT_INPUTS,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
     FORMAT,
+    LATENT_INPUT,
     NOISE_CLAMP,
     NOISE_INPUT,
     RECURRENT_INPUTS,
     STATE_OUTPUT,
+    SUM_NAMES,
     WEIGHTS_FILE,
     WEIGHTS_POLICY_FILE,
 )
@@ -43,13 +51,19 @@ def io_description(policy: ShippedPolicy, action_mode: str = "greedy"
     inputs: list[dict[str, Any]] = [
         {"name": "observation", "dtype": "float32", "shape": ["batch", policy.obs_dim],
          "meaning": "raw observations, flattened, as the game's gymnasium view returns them"
-                    + ("" if isinstance(policy, RecurrentPolicy) else
+                    + ("" if not isinstance(policy, MLPPolicy) else
                        "; normalisation (running mean/variance, clip to +-10) is inside the "
                        "graph")}]
     outputs = action_outputs(policy, action_mode)
     if isinstance(policy, RecurrentPolicy):
         inputs += recurrent_inputs(policy)
         outputs += recurrent_outputs(policy)
+    if isinstance(policy, ContextPolicy):
+        inputs.append({"name": LATENT_INPUT, "dtype": "float32",
+                       "shape": ["batch", policy.latent_size],
+                       "meaning": "the latent task variable, made by the game once per episode "
+                                  "from the posterior (see 'context')"})
+        outputs.append(value_output())
     if action_mode == "sampled":
         inputs.append({"name": NOISE_INPUT, "dtype": "float32",
                        "shape": ["batch", noise_size(policy)],
@@ -108,10 +122,15 @@ def recurrent_inputs(policy: RecurrentPolicy) -> list[dict[str, Any]]:
 
 def recurrent_outputs(policy: RecurrentPolicy) -> list[dict[str, Any]]:
     """The recurrent graph's outputs after the action's."""
-    return [{"name": "value", "dtype": "float32", "shape": ["batch"],
-             "meaning": "the value head's estimate of the return to come (not needed to play)"},
+    return [value_output(),
             {"name": STATE_OUTPUT, "dtype": "float32", "shape": ["batch", policy.hidden_size],
              "meaning": "the new recurrent state: feed it back as 'state' at the next step"}]
+
+
+def value_output() -> dict[str, Any]:
+    """The ``value`` output of the trial families' ``policy.onnx``."""
+    return {"name": "value", "dtype": "float32", "shape": ["batch"],
+            "meaning": "the value head's estimate of the return to come (not needed to play)"}
 
 
 def recurrent_entry(policy: RecurrentPolicy) -> dict[str, Any]:
@@ -133,6 +152,90 @@ def recurrent_entry(policy: RecurrentPolicy) -> dict[str, Any]:
             "state[, noise]); play outputs.action; then state = outputs.state_out, "
             "prev_action = the action played, prev_reward = the reward it got, "
             "episode_start = 0",
+        ],
+    }
+
+
+def played_action_input(policy: ActionHead, name: str, meaning: str) -> dict[str, Any]:
+    """An input that takes the action a game played: an index, or the env action."""
+    if policy.discrete:
+        return {"name": name, "dtype": "int64", "shape": ["batch"],
+                "meaning": f"the action index the game played{meaning}, in [0, n)"}
+    return {"name": name, "dtype": "float32", "shape": ["batch", policy.action_dim],
+            "meaning": f"the env action the game played{meaning} (what it passed to env.step)"}
+
+
+def encoder_io(policy: ContextPolicy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``inputs`` and ``outputs`` entries of ``encoder.onnx``."""
+    latent = ["batch", policy.latent_size]
+    observation = ["batch", policy.obs_dim]
+    inputs = [{"name": "observation", "dtype": "float32", "shape": observation,
+               "meaning": "the raw observation the action was played at"},
+              played_action_input(policy, "action", " at that observation"),
+              {"name": "reward", "dtype": "float32", "shape": ["batch"],
+               "meaning": "the reward that action got"},
+              {"name": "next_observation", "dtype": "float32", "shape": observation,
+               "meaning": "the raw observation env.step returned (the last one of an "
+                          "episode too)"},
+              *({"name": name, "dtype": "float32", "shape": latent,
+                 "meaning": f"the running sum, the previous call's {name}_out (at a new level "
+                            f"the prior's {initial:g})"}
+                for name, initial in zip(SUM_NAMES, (PRIOR_PRECISION, PRIOR_WEIGHTED)))]
+    meanings = ("precision_sum + 1/sigma^2 of this transition", "weighted_sum + mu/sigma^2 "
+                "of this transition", "weighted_sum_out / precision_sum_out",
+                "1 / precision_sum_out")
+    outputs = [{"name": name, "dtype": "float32", "shape": latent, "meaning": meaning}
+               for name, meaning in zip(ENCODER_OUTPUTS, meanings)]
+    assert [i["name"] for i in inputs] == list(ENCODER_INPUTS)
+    return inputs, outputs
+
+
+def latent_entry(policy: ContextPolicy, latent_mode: str) -> dict[str, Any]:
+    """How the game makes ``z``: the formula, when, and the normals a sampled ``z`` takes."""
+    sampled = latent_mode == "sample"
+    return {"input": LATENT_INPUT, "shape": ["batch", policy.latent_size],
+            "formula": ("z = posterior_mean + sqrt(posterior_variance) * e" if sampled
+                        else "z = posterior_mean"),
+            "when": "once per episode, at its start, from the current sums; held through "
+                    "the episode",
+            "posterior": "posterior_mean = weighted_sum / precision_sum, posterior_variance "
+                         "= 1 / precision_sum: encoder.onnx's last outputs (at a new level "
+                         "the prior's: mean 0, variance 1)",
+            "e": {"distribution": "standard normal, independent", "dtype": "float32",
+                  "shape": ["batch", policy.latent_size],
+                  "when": "drawn by the game once per episode, at its start"}
+            if sampled else None}
+
+
+def context_entry(policy: ContextPolicy, latent_mode: str) -> dict[str, Any]:
+    """The manifest's ``context`` entry: the sums, how ``z`` is made, the call sequence."""
+    inputs, outputs = encoder_io(policy)
+    latent = f"[batch, {policy.latent_size}]"
+    z = latent_entry(policy, latent_mode)
+    return {
+        "latent_size": policy.latent_size,
+        "latent_mode": latent_mode,
+        "policy_inputs": list(CONTEXT_INPUTS),
+        "encoder_file": ENCODER_FILE,
+        "encoder_inputs": inputs,
+        "encoder_outputs": outputs,
+        "sums": [{"name": name, "output": f"{name}_out", "dtype": "float32",
+                  "shape": ["batch", policy.latent_size], "initial": initial}
+                 for name, initial in zip(SUM_NAMES, (PRIOR_PRECISION, PRIOR_WEIGHTED))],
+        "z": z,
+        "reset": {"when": "at a new level (variant), before its first episode; never between "
+                          "the episodes of one level",
+                  "precision_sum": PRIOR_PRECISION, "weighted_sum": PRIOR_WEIGHTED},
+        "call_sequence": [
+            f"new level: precision_sum = ones {latent}, weighted_sum = zeros {latent} "
+            f"(the prior: posterior_mean 0, posterior_variance 1)",
+            f"new episode: {z['formula']} from the current sums (the sums carry over)",
+            "every step: outputs = policy.onnx(observation, z[, noise]); play outputs.action; "
+            "next_observation, reward = env.step(outputs.action); then new = "
+            "encoder.onnx(observation, action played, reward, next_observation, "
+            "precision_sum, weighted_sum); precision_sum = new.precision_sum_out, "
+            "weighted_sum = new.weighted_sum_out (posterior_mean, posterior_variance: the "
+            "posterior of the new sums)",
         ],
     }
 
@@ -207,12 +310,14 @@ def file_entries(staging: Path, names: Sequence[str], exporters: dict[str, str]
 
 
 def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mode: str,
-             parts: dict[str, Any]) -> dict[str, Any]:
+             parts: dict[str, Any], latent_mode: str | None = None) -> dict[str, Any]:
     """The whole manifest (JSON-safe); ``parts`` are the export's own sections: ``files``,
     ``weights``, ``adapter``, ``verification``, ``latency_us``, ``quantization`` and the
-    versions of ``onnxruntime`` and ``onnx``."""
+    versions of ``onnxruntime`` and ``onnx``; ``latent_mode`` that of a context export."""
     inputs, outputs = io_description(policy, action_mode)
     recurrent = recurrent_entry(policy) if isinstance(policy, RecurrentPolicy) else None
+    context = (context_entry(policy, latent_mode or "mean")
+               if isinstance(policy, ContextPolicy) else None)
     return json_safe({
         "format": FORMAT,
         "game": source.spec.id,
@@ -226,6 +331,7 @@ def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mod
         "action_scaling": action_scaling(policy),
         "noise": noise_entry(policy) if action_mode == "sampled" else None,
         "recurrent": recurrent,
+        "context": context,
         "inputs": inputs,
         "outputs": outputs,
         "opset": opset,

@@ -5,6 +5,8 @@ Opsets (as torch 2.13, onnx 1.23, onnxscript 0.7 and onnxruntime 1.32 behave):
 * The exporter is ``torch.export`` + ``torch.onnx.export(dynamo=True)``. Its native opset
   is 18 (up to 21 here); for 15-17 it converts the graph down with the onnxscript/onnx version
   converter, which works for every graph here (policy, policy_weights and adapter).
+  (It keeps ``Split``'s opset-18 attribute ``num_outputs``, which :func:`equal_splits_below_18`
+  removes.)
 * Below 15 that conversion fails for these graphs (e.g. the onnx converter has no
   down-adapter for ``Shape``-15, which the Gaussian head's broadcast ``log_std`` and the
   adapter's dynamic ``N`` need) and the dynamo exporter silently leaves opset 18.
@@ -35,12 +37,23 @@ import torch
 from torch import nn
 
 from ..errors import GameadaptError, exception_line
-from ..learn.policy import MLPPolicy
+from ..learn.context_policy import ContextPolicy
+from ..learn.policy import ActionHead, MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from .adapter import adapter_export_args, weight_specs
+from .context_graph import (
+    ContextPolicyGraph,
+    EncoderGraph,
+    context_output_names,
+    example_action,
+)
 from .formats import (
     ADAPTER_FILE,
     ADAPTER_MIN_OPSET,
+    CONTEXT_INPUTS,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
     NOISE_INPUT,
     POLICY_FILE,
     RECURRENT_INPUTS,
@@ -103,6 +116,22 @@ def strip_debug_info(model: Any) -> Any:
     return model
 
 
+def equal_splits_below_18(model: Any) -> Any:
+    """Drop ``Split``'s ``num_outputs`` attribute (new in opset 18) from a model converted
+    to an older opset, which the version converter keeps and ``onnx.checker`` rejects;
+    without it (and without ``split`` sizes) a ``Split`` of any opset makes equal parts,
+    one per output, which is what ``num_outputs`` asked for (``torch.chunk``)."""
+    if model_opset(model) >= 18:
+        return model
+    for graph in [model.graph, *(f for f in model.functions)]:
+        for node in graph.node:
+            if node.op_type == "Split" and len(node.input) < 2:
+                kept = [a for a in node.attribute if a.name != "num_outputs"]
+                del node.attribute[:]
+                node.attribute.extend(kept)
+    return model
+
+
 def name_dynamic_dims(model: Any, dynamic_axes: dict[str, dict[int, str]]) -> Any:
     """Call the dynamic dimensions "batch" / "N" everywhere (torch.export names them s0, s1...)."""
     renames = {}
@@ -153,6 +182,7 @@ def to_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[
         if onnx_program is None:
             raise GameadaptError("the dynamo exporter returned no program")
         model = name_dynamic_dims(strip_debug_info(onnx_program.model_proto), dynamic_axes)
+        model = equal_splits_below_18(model)
         got = model_opset(model)
         if got <= opset:
             return OnnxGraph(model, "dynamo", time.perf_counter() - started)
@@ -182,7 +212,7 @@ def _policy_dynamic(outputs: Sequence[str], inputs: Sequence[str] = ("observatio
     return axes, batch
 
 
-def example_noise(policy: MLPPolicy | RecurrentPolicy, batch: int) -> torch.Tensor:
+def example_noise(policy: ActionHead, batch: int) -> torch.Tensor:
     """Uniform numbers shaped like a sampled graph's ``noise`` input (for tracing)."""
     return torch.rand(batch, noise_size(policy), generator=torch.Generator().manual_seed(0))
 
@@ -209,6 +239,27 @@ def export_recurrent_graph(policy: RecurrentPolicy, opset: int, sampled: bool = 
             *([example_noise(policy, size)] if sampled else []))
     return to_onnx(RecurrentGraph(policy).eval(), args, inputs, outputs,
                    tuple({0: batch} for _ in args), axes, opset, what=POLICY_FILE)
+
+
+def export_context_graphs(policy: ContextPolicy, opset: int, sampled: bool = False
+                          ) -> tuple[OnnxGraph, OnnxGraph]:
+    """A context export's ``policy.onnx`` and ``encoder.onnx``
+    (:mod:`~gameadapt.ship.context_graph`)."""
+    size = 3
+    outputs = context_output_names(policy)
+    inputs = [*CONTEXT_INPUTS, *([NOISE_INPUT] if sampled else [])]
+    axes, batch = _policy_dynamic(outputs, inputs)
+    args = (torch.zeros(size, policy.obs_dim), torch.zeros(size, policy.latent_size),
+            *([example_noise(policy, size)] if sampled else []))
+    acting = to_onnx(ContextPolicyGraph(policy).eval(), args, inputs, outputs,
+                     tuple({0: batch} for _ in args), axes, opset, what=POLICY_FILE)
+    axes, batch = _policy_dynamic(ENCODER_OUTPUTS, ENCODER_INPUTS)
+    observation = torch.zeros(size, policy.obs_dim)
+    args = (observation, example_action(policy, size), torch.zeros(size), observation.clone(),
+            *policy.prior_sums(size))
+    encoder = to_onnx(EncoderGraph(policy).eval(), args, ENCODER_INPUTS, ENCODER_OUTPUTS,
+                      tuple({0: batch} for _ in args), axes, opset, what=ENCODER_FILE)
+    return acting, encoder
 
 
 def export_weights_policy_graph(policy: MLPPolicy, opset: int) -> OnnxGraph:

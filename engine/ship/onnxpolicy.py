@@ -14,17 +14,28 @@ and runs the graphs with ONNX Runtime (the artifact format is in ``exports/READM
         weights = policy.adapt(observations, policy_actions, advantages, weights=weights)
         action = policy.act_with(weights, observation)
 
-A recurrent export (RL²) carries a :class:`Memory` (its state, the previous action and
-reward, the episode-start flag) over every episode of a level; each call is one step::
+A recurrent export (RL²) and a context export (task inference) adapt as they play, in a
+memory the game carries over every episode of a level: a :class:`Memory` (the GRU state, the
+previous action and reward, the episode-start flag) or a :class:`ContextMemory` (the task
+posterior's two running sums, the episode's latent ``z``). One loop plays both; each call
+is one step::
 
     memory = policy.new_level()                         # a new level: everything reset
     for episode in range(episodes):
         observation, _ = env.reset()
-        memory.new_episode()                            # episode_start = 1; the state carries
-        while not done:
-            action = policy.act(observation, memory)    # advances the memory
+        memory.new_episode()                            # rl2: episode_start = 1; context: z
+        while not done:                                 # from the posterior so far
+            action = policy.act(observation, memory)    # records the step in the memory
             observation, reward, terminated, truncated, _ = env.step(action)
-            memory.reward(reward)
+            memory.reward(reward, observation)          # the step's outcome: context runs
+                                                        # encoder.onnx on it (rl2 needs
+                                                        # only the reward)
+
+The memory reset happens at a new level only (``new_level``): what it carried from the
+earlier episodes of the level is how the policy adapts. A context export's ``z`` is the
+posterior mean, or with the manifest's ``context.latent_mode`` ``"sample"`` a draw
+``mean + sqrt(variance) * e``, ``e`` standard normals from the memory's generator (or given
+as ``memory.new_episode(normal=e)``).
 
 A sampled export (``--action sampled``) takes a ``noise`` input: the loader fills it with
 uniform numbers from ``rng`` (or the policy's own generator), or takes them as ``noise=``.
@@ -47,6 +58,8 @@ POLICY_FILE = "policy.onnx"
 WEIGHTS_POLICY_FILE = "policy_weights.onnx"
 ADAPTER_FILE = "adapter.onnx"
 WEIGHTS_FILE = "weights.bin"
+ENCODER_FILE = "encoder.onnx"
+SUM_NAMES = ("precision_sum", "weighted_sum")  # a context export's running sums
 
 Weights = dict[str, np.ndarray]  # parameter input name (e.g. "body_0_weight") -> float32 array
 
@@ -71,10 +84,10 @@ class Memory:
         """The rows (agents) this memory holds."""
         return len(self.state)
 
-    def reward(self, reward: Any) -> None:
-        """The reward(s) the last action got; call it after every ``env.step``."""
-        values = np.asarray(reward, dtype=np.float32).reshape(-1)
-        self.prev_reward = np.broadcast_to(values, (self.batch,)).astype(np.float32)
+    def reward(self, reward: Any, next_observation: Any = None) -> None:
+        """The reward(s) the last action got; call it after every ``env.step`` (the next
+        observation, which a context memory needs, is the next call's input here)."""
+        self.prev_reward = _rows(reward, self.batch)
 
     def new_episode(self) -> None:
         """A new episode of the same level: ``episode_start`` 1; the state carries over."""
@@ -91,11 +104,104 @@ class Memory:
         return {"prev_action": self.prev_action, "prev_reward": self.prev_reward,
                 "episode_start": self.episode_start, "state": self.state}
 
-    def advance(self, outputs: Mapping[str, np.ndarray]) -> None:
+    def advance(self, outputs: Mapping[str, np.ndarray], observation: Any = None) -> None:
         """After a call: its ``state_out`` and ``action`` are the next call's inputs."""
         self.state = np.asarray(outputs["state_out"], np.float32)
         self.played(outputs["action"])
         self.episode_start = np.zeros(self.batch, np.float32)
+
+
+class ContextMemory:
+    """What a context policy carries over the episodes of one level, one row per batch row
+    (agent): the posterior's sums (the prior at a new level) with its mean and variance,
+    this episode's ``z``, and the step in flight (the observation acted on, the action
+    played) until :meth:`reward` reports its outcome. Made by :meth:`OnnxPolicy.new_level`."""
+
+    def __init__(self, policy: OnnxPolicy, batch: int, latent_size: int,
+                 rng: np.random.Generator) -> None:
+        self._encode = policy.encode
+        self.sample_latent = policy.latent_mode == "sample"
+        self.rng = rng  # draws a sampled z's standard normals
+        self.action_dtype = np.int64 if policy.discrete else np.float32
+        self.action_shape = (batch,) if policy.discrete else (batch, policy.action_dim)
+        self.precision_sum = np.ones((batch, latent_size), np.float32)  # the prior
+        self.weighted_sum = np.zeros((batch, latent_size), np.float32)
+        self.posterior_mean = np.zeros((batch, latent_size), np.float32)
+        self.posterior_variance = np.ones((batch, latent_size), np.float32)
+        self.z: np.ndarray | None = None  # set at each episode's start
+        self.observation: np.ndarray | None = None  # the step in flight
+        self.action: np.ndarray | None = None
+
+    @property
+    def batch(self) -> int:
+        """The rows (agents) this memory holds."""
+        return len(self.precision_sum)
+
+    def new_episode(self, normal: Any = None) -> None:
+        """A new episode of the same level: ``z`` from the posterior so far, its mean or
+        (latent mode ``sample``) ``mean + sqrt(variance) * normal``, ``normal`` standard
+        normals ``[batch, latent_size]`` (default: drawn from :attr:`rng`)."""
+        self.z = self.posterior_mean.copy()
+        if self.sample_latent or normal is not None:
+            if normal is None:
+                normal = self.rng.standard_normal(self.z.shape)
+            normal = np.asarray(normal, np.float32).reshape(self.z.shape)
+            self.z = (self.z + np.sqrt(self.posterior_variance) * normal).astype(np.float32)
+        self.observation = self.action = None
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The context input of the next call: this episode's ``z`` (made now if the
+        episode started without :meth:`new_episode`)."""
+        if self.z is None:
+            self.new_episode()
+        assert self.z is not None
+        return {"z": self.z}
+
+    def advance(self, outputs: Mapping[str, np.ndarray], observation: Any = None) -> None:
+        """After a call: the observation and ``action`` are the step in flight."""
+        if self.observation is not None:
+            raise PolicyLoadError("the previous step's outcome was not reported: call "
+                                  "memory.reward(reward, next_observation) after every step")
+        self.observation = np.asarray(observation, np.float32)
+        self.played(outputs["action"])
+
+    def played(self, action: Any) -> None:
+        """The action(s) the game really played, when not the ``action`` output (an index,
+        or the env action)."""
+        array = np.asarray(action, dtype=self.action_dtype)
+        self.action = np.ascontiguousarray(array.reshape(self.action_shape))
+
+    def reward(self, reward: Any, next_observation: Any = None) -> None:
+        """The step's outcome, after every ``env.step``: its reward(s) and the observation(s)
+        it led to. Runs ``encoder.onnx`` on the transition: the sums take it in."""
+        if self.observation is None or self.action is None:
+            raise PolicyLoadError("memory.reward: no step in flight; call "
+                                  "policy.act(observation, memory) first")
+        if next_observation is None:
+            raise PolicyLoadError("a context memory needs the step's next observation: "
+                                  "memory.reward(reward, next_observation)")
+        following = np.asarray(next_observation, np.float32)
+        if following.size != self.observation.size:
+            raise PolicyLoadError(f"the next observation has {following.size} values; the "
+                                  f"step's observation had {self.observation.size}")
+        out = self._encode({"observation": self.observation, "action": self.action,
+                            "reward": _rows(reward, self.batch),
+                            "next_observation": following.reshape(self.observation.shape),
+                            "precision_sum": self.precision_sum,
+                            "weighted_sum": self.weighted_sum})
+        self.precision_sum, self.weighted_sum = out["precision_sum_out"], out["weighted_sum_out"]
+        self.posterior_mean = out["posterior_mean"]
+        self.posterior_variance = out["posterior_variance"]
+        self.observation = self.action = None
+
+
+LevelMemory = Memory | ContextMemory  # what a recurrent or context export carries
+
+
+def _rows(values: Any, batch: int) -> np.ndarray:
+    """A number, or one per row, as float32 ``[batch]``."""
+    array = np.asarray(values, dtype=np.float32).reshape(-1)
+    return np.broadcast_to(array, (batch,)).astype(np.float32)
 
 
 def sha256_of(path: Path) -> str:
@@ -163,7 +269,7 @@ class OnnxPolicy:
         options.log_severity_level = 3  # errors only
         chosen = list(providers) if providers else ["CPUExecutionProvider"]
         sessions = {}
-        for name in (POLICY_FILE, WEIGHTS_POLICY_FILE, ADAPTER_FILE):
+        for name in (POLICY_FILE, WEIGHTS_POLICY_FILE, ADAPTER_FILE, ENCODER_FILE):
             if name in files:
                 path = folder / files[name].get("path", name)
                 try:
@@ -171,6 +277,9 @@ class OnnxPolicy:
                 except Exception as exc:  # noqa: BLE001 - ORT raises several private types
                     first = " ".join(str(exc).split())[:200]
                     raise PolicyLoadError(f"ONNX Runtime cannot load {path}: {first}") from None
+        if isinstance(manifest.get("context"), Mapping) and ENCODER_FILE not in sessions:
+            raise PolicyLoadError(f"{folder / MANIFEST} is a context export but lists no "
+                                  f"{ENCODER_FILE} in 'files'")
         return cls(folder, manifest, sessions, seed)
 
     @property
@@ -196,6 +305,23 @@ class OnnxPolicy:
         return "state" in self._inputs
 
     @property
+    def context(self) -> bool:
+        """True for a context export: every call takes a :class:`ContextMemory`'s ``z``,
+        and every step's outcome updates its sums (``encoder.onnx``)."""
+        return "z" in self._inputs and ENCODER_FILE in self._sessions
+
+    @property
+    def has_memory(self) -> bool:
+        """True for an export that adapts as it plays (recurrent or context): every call
+        takes the memory of :meth:`new_level`."""
+        return self.recurrent or self.context
+
+    @property
+    def latent_mode(self) -> str:
+        """A context export's ``z``: ``"mean"`` (the posterior mean) or ``"sample"``."""
+        return str((self.manifest.get("context") or {}).get("latent_mode", "mean"))
+
+    @property
     def takes_noise(self) -> bool:
         """True for a sampled export: ``action`` is drawn with the ``noise`` input."""
         return "noise" in self._inputs
@@ -211,25 +337,47 @@ class OnnxPolicy:
         shape = self._inputs.get("noise") or [0, 0]
         return int(shape[1])
 
-    def new_level(self, batch: int = 1) -> Memory:
-        """A recurrent export's memory at a new level: state zeros, no previous action
-        (-1 or the action space's center), previous reward 0, episode start 1."""
+    @property
+    def action_dim(self) -> int:
+        """Actions (discrete) or action dimensions (continuous)."""
+        if self.discrete:
+            return int(self.action_space.get("n", 0))
+        return int(np.prod(self.action_space.get("shape", [1])))
+
+    def new_level(self, batch: int = 1, rng: np.random.Generator | None = None
+                  ) -> LevelMemory:
+        """The memory at a new level. Recurrent: state zeros, no previous action (-1 or the
+        action space's center), previous reward 0, episode start 1. Context: the sums at
+        the prior (a sampled ``z``'s normals from ``rng``, default :attr:`rng`)."""
+        if self.context:
+            return ContextMemory(self, batch, int(self._inputs["z"][1]), rng or self.rng)
         if not self.recurrent:
-            raise PolicyLoadError(f"{self.folder} is not a recurrent export: it keeps no "
-                                  f"memory; call act(observation)")
+            raise PolicyLoadError(f"{self.folder} is not a recurrent export (nor a context "
+                                  f"one): it keeps no memory; call act(observation)")
         state = np.zeros((batch, int(self._inputs["state"][1])), np.float32)
         if self.discrete:
             return Memory(state, np.full(batch, -1, np.int64))
         center = _floats((self.manifest.get("action_scaling") or {}).get("center", 0.0))
-        dims = int(np.prod(self.action_space.get("shape", [1])))
-        return Memory(state, np.ascontiguousarray(np.broadcast_to(center, (batch, dims))))
+        return Memory(state, np.ascontiguousarray(np.broadcast_to(center,
+                                                                  (batch, self.action_dim))))
+
+    def encode(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of a context export's ``encoder.onnx`` (the sums after one
+        transition, and their posterior's mean and variance)."""
+        session = self._sessions.get(ENCODER_FILE)
+        if session is None:
+            raise PolicyLoadError(f"{self.folder} is not a context export: it has no "
+                                  f"{ENCODER_FILE}")
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, _run(session, ENCODER_FILE, names, dict(feeds))))
 
     # -- acting ----------------------------------------------------------------------------
-    def outputs(self, obs: Any, memory: Memory | None = None, *, noise: Any = None,
+    def outputs(self, obs: Any, memory: LevelMemory | None = None, *, noise: Any = None,
                 rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """Every output of ``policy.onnx`` for one observation ``[obs_dim]`` or a batch.
 
-        A recurrent export needs its ``memory`` and advances it (one call, one step). A
+        A recurrent or context export needs its ``memory`` and advances it (one call, one
+        step; a context memory then waits for the step's outcome, ``memory.reward``). A
         sampled export takes ``noise`` ``[batch, noise_size]`` or draws it from ``rng``
         (default :attr:`rng`).
         """
@@ -243,23 +391,23 @@ class OnnxPolicy:
         names = [o.name for o in self._sessions[POLICY_FILE].get_outputs()]
         out = dict(zip(names, _run(self._sessions[POLICY_FILE], POLICY_FILE, names, feeds)))
         if memory is not None:
-            memory.advance(out)
+            memory.advance(out, batch)
         return {n: (v[0] if single else v) for n, v in out.items()}
 
-    def act(self, obs: Any, memory: Memory | None = None, *, noise: Any = None,
+    def act(self, obs: Any, memory: LevelMemory | None = None, *, noise: Any = None,
             rng: np.random.Generator | None = None) -> np.ndarray:
         """The ``action`` output (greedy, or sampled with noise): an int64 index (discrete) or a
         clipped float32 vector; see :meth:`outputs`."""
         return self.outputs(obs, memory, noise=noise, rng=rng)["action"]
 
     def sample(self, obs: Any, rng: np.random.Generator,
-               weights: Mapping[str, np.ndarray] | None = None, memory: Memory | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+               weights: Mapping[str, np.ndarray] | None = None,
+               memory: LevelMemory | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the policy's distribution outputs: ``(env_action, policy_action)``.
 
         The adapter takes ``policy_action``: the action index, or the Gaussian sample
         before :meth:`to_env_action` maps it to the env. A recurrent ``memory`` records the
-        action drawn as the one played.
+        action drawn as the one played (a recurrent or context ``memory``).
         """
         if weights is None:
             out = self.outputs(obs, memory, rng=rng)
@@ -358,8 +506,10 @@ class OnnxPolicy:
 
     # -- helpers ---------------------------------------------------------------------------
     def _require(self, name: str) -> ort.InferenceSession:
-        if self.recurrent:
-            raise PolicyLoadError(f"{self.folder} is a recurrent export: it adapts in its state "
+        if self.has_memory:
+            kind, where = (("recurrent", "its state") if self.recurrent else
+                           ("context", "its task posterior"))
+            raise PolicyLoadError(f"{self.folder} is a {kind} export: it adapts in {where} "
                                   f"as it plays (memory = policy.new_level(); "
                                   f"policy.act(observation, memory)) and has no adapter")
         if not self.has_adapter:
@@ -373,16 +523,20 @@ class OnnxPolicy:
         return {name: np.ascontiguousarray(weights[name], dtype=np.float32)
                 for name in self.weight_names}
 
-    def _memory_feeds(self, memory: Memory | None, batch: int) -> dict[str, np.ndarray]:
-        if not self.recurrent:
+    def _memory_feeds(self, memory: LevelMemory | None, batch: int) -> dict[str, np.ndarray]:
+        if not self.has_memory:
             if memory is not None:
-                raise PolicyLoadError(f"{self.folder} is not a recurrent export: it takes no "
-                                      f"memory")
+                raise PolicyLoadError(f"{self.folder} is not a recurrent export (nor a "
+                                      f"context one): it takes no memory")
             return {}
+        kind = "recurrent" if self.recurrent else "context"
         if memory is None:
-            raise PolicyLoadError(f"{self.folder} is a recurrent export: pass its memory "
+            raise PolicyLoadError(f"{self.folder} is a {kind} export: pass its memory "
                                   f"(memory = policy.new_level(); policy.act(observation, "
                                   f"memory))")
+        if not isinstance(memory, ContextMemory if self.context else Memory):
+            raise PolicyLoadError(f"{self.folder} is a {kind} export: pass the memory its "
+                                  f"new_level() made")
         if memory.batch != batch:
             raise PolicyLoadError(f"the memory holds {memory.batch} rows, the observation "
                                   f"{batch}; make it with policy.new_level(batch={batch})")

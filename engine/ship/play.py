@@ -2,8 +2,8 @@
 
 In a multi-agent game the view is the learner's; the other agents named in the manifest's
 ``agents`` (parameter sharing) are driven by the same ONNX policy (its ``action`` output,
-each with its own memory if it is recurrent), and the rest act by the game's scripted
-opponent.
+each with its own memory if it is recurrent or context), and the rest act by the game's
+scripted opponent.
 
 Numpy and onnxruntime only: this module never imports torch, so it shows what a game
 build sees. Episode ``i`` is reset with seed ``seed + i``; actions are the ``action``
@@ -11,7 +11,10 @@ output (greedy, or for a sampled export drawn with numpy noise), or with ``sampl
 from the policy (a sampled export's own ``action``; else from its distribution outputs),
 numpy generator seeded with ``seed + i``. A recurrent export carries its memory (state,
 previous action and reward) over all the episodes: it is reset once, at the start, as at a
-new level, and each episode starts with ``episode_start`` 1. With ``adapt_online`` the
+new level, and each episode starts with ``episode_start`` 1. A context export carries its
+posterior the same way: the sums start at the prior once, every step's outcome goes through
+``encoder.onnx``, and each episode acts on a ``z`` made at its start (a sampled ``z``'s
+normals from a generator seeded with ``(seed, 1)``). With ``adapt_online`` the
 weights are adapted after every episode
 with ``adapter.onnx`` on that episode (reward-to-go advantages) and the next episode is
 played with ``policy_weights.onnx`` and the new weights. Online adaptation always samples:
@@ -31,7 +34,15 @@ from ..errors import GameadaptError
 from ..game import GameSpec, as_text, frame, space_to_json
 from ..multiagent import ControlledAgentEnv
 from ..variants import Variant
-from .onnxpolicy import Memory, OnnxPolicy, PolicyLoadError, Weights, reward_to_go_advantages
+from .onnxpolicy import (
+    LevelMemory,
+    OnnxPolicy,
+    PolicyLoadError,
+    Weights,
+    reward_to_go_advantages,
+)
+
+LATENT_STREAM = 1  # a context level's generator is seeded with (seed, LATENT_STREAM)
 
 
 @dataclass
@@ -74,9 +85,11 @@ def play(policy: OnnxPolicy, spec: GameSpec, variant: Variant, *, episodes: int 
          seed: int = 0, render: bool = False, sample: bool = False, adapt_online: bool = False,
          echo: Callable[[str], None] = print) -> list[Episode]:
     """Play ``episodes`` episodes of ``variant``; echo every return (and frames)."""
-    if adapt_online and policy.recurrent:
-        raise GameadaptError(f"--adapt-online: {policy.folder} is a recurrent export, which "
-                             f"adapts in its state as it plays; play it without --adapt-online")
+    if adapt_online and policy.has_memory:
+        kind, where = ("recurrent", "its state") if policy.recurrent else \
+            ("context", "its task posterior")
+        raise GameadaptError(f"--adapt-online: {policy.folder} is a {kind} export, which "
+                             f"adapts in {where} as it plays; play it without --adapt-online")
     if adapt_online and not policy.has_adapter:
         raise GameadaptError(f"--adapt-online needs an adapter: {policy.folder} was exported "
                              f"without --with-adapter")
@@ -115,20 +128,21 @@ def make_play_env(policy: OnnxPolicy, spec: GameSpec, variant: Variant,
         return opponent(env, agent, observation, variant)
 
     parallel_env = spec.make_parallel_env(variant, render_mode)
-    if policy.recurrent:
+    if policy.has_memory:
         parallel_env = TappedParallelEnv(parallel_env, drivers)
     return ControlledAgentEnv(parallel_env, spec.learner, act, variant)
 
 
 class Drivers:
-    """The agents besides the learner that the policy drives; a recurrent policy keeps a
-    memory for each over the whole level (a new episode at each reset, every reward told)."""
+    """The agents besides the learner that the policy drives; a recurrent or context policy
+    keeps a memory for each over the whole level (a new episode at each reset, every step's
+    reward and next observation told)."""
 
     def __init__(self, policy: OnnxPolicy, agents: list[str], rng: np.random.Generator) -> None:
         self.policy = policy
         self.rng = rng
-        self.memories = {agent: policy.new_level() for agent in agents} if policy.recurrent \
-            else {}
+        self.memories = {agent: policy.new_level(rng=rng) for agent in agents} \
+            if policy.has_memory else {}
 
     def act(self, agent: str, observation: Any) -> Any:
         """The env action of ``agent`` (the policy's ``action`` output)."""
@@ -139,14 +153,15 @@ class Drivers:
         for memory in self.memories.values():
             memory.new_episode()
 
-    def rewards(self, rewards: dict[str, Any]) -> None:
+    def outcome(self, observations: dict[str, Any], rewards: dict[str, Any]) -> None:
+        """A step's next observations and rewards, told to every memory."""
         for agent, memory in self.memories.items():
-            memory.reward(float(rewards.get(agent, 0.0)))
+            memory.reward(float(rewards.get(agent, 0.0)), observations.get(agent))
 
 
 class TappedParallelEnv:
-    """A ``ParallelEnv`` that tells :class:`Drivers` of every reset and every step's rewards
-    (everything else is the env's own)."""
+    """A ``ParallelEnv`` that tells :class:`Drivers` of every reset and every step's
+    observations and rewards (everything else is the env's own)."""
 
     def __init__(self, env: Any, drivers: Drivers) -> None:
         self._env = env
@@ -162,7 +177,7 @@ class TappedParallelEnv:
 
     def step(self, actions: dict[str, Any]) -> Any:
         result = self._env.step(actions)
-        self.drivers.rewards(result[1])
+        self.drivers.outcome(result[0], result[1])
         return result
 
 
@@ -179,11 +194,11 @@ def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episod
           seed: int, rendering: Rendering, sample: bool, adapt_online: bool) -> list[Episode]:
     check_compatible(policy, spec, env)
     echo = rendering.echo
-    carried = ", state carried across the episodes" if policy.recurrent else ""
     echo(f"playing {spec.id} {variant} with {policy.folder} "
-         f"({'sampled' if sample else policy.action_mode} actions{carried})")
+         f"({'sampled' if sample else policy.action_mode} actions{_carried(policy)})")
     weights = policy.load_weights() if adapt_online else None
-    memory = policy.new_level() if policy.recurrent else None  # reset once: a new level
+    memory = (policy.new_level(rng=np.random.default_rng([seed, LATENT_STREAM]))
+              if policy.has_memory else None)  # reset once: a new level
     gamma = float((policy.manifest.get("adapter") or {}).get("gamma") or 0.99)
     played = []
     for index in range(episodes):
@@ -201,8 +216,17 @@ def _play(policy: OnnxPolicy, spec: GameSpec, env: Any, variant: Variant, episod
     return played
 
 
+def _carried(policy: OnnxPolicy) -> str:
+    """What ``play``'s first line says the policy carries across the episodes."""
+    if policy.recurrent:
+        return ", state carried across the episodes"
+    if policy.context:
+        return f", posterior carried across the episodes, latent {policy.latent_mode}"
+    return ""
+
+
 def _play_episode(policy: OnnxPolicy, env: Any, seed: int, weights: Weights | None,
-                  rng: np.random.Generator | None, memory: Memory | None, sample: bool,
+                  rng: np.random.Generator | None, memory: LevelMemory | None, sample: bool,
                   rendering: Rendering) -> Episode:
     episode = Episode()
     observation, _ = env.reset(seed=seed)
@@ -216,7 +240,7 @@ def _play_episode(policy: OnnxPolicy, env: Any, seed: int, weights: Weights | No
         action, policy_action = _choose(policy, obs, weights, rng, memory, sample)
         observation, reward, terminated, truncated, _ = env.step(action)
         if memory is not None:
-            memory.reward(float(reward))
+            memory.reward(float(reward), observation)
         episode.observations.append(obs)
         episode.actions.append(action)
         episode.policy_actions.append(policy_action)
@@ -230,7 +254,7 @@ def _play_episode(policy: OnnxPolicy, env: Any, seed: int, weights: Weights | No
 
 
 def _choose(policy: OnnxPolicy, obs: np.ndarray, weights: Weights | None,
-            rng: np.random.Generator | None, memory: Memory | None = None,
+            rng: np.random.Generator | None, memory: LevelMemory | None = None,
             sample: bool = False) -> tuple[Any, Any]:
     """``(env action, policy-unit action)``: the ``action`` output (a sampled export's drawn
     with ``rng``), or with ``sample`` (or ``weights``) drawn from the distribution outputs."""

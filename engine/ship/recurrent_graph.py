@@ -25,7 +25,7 @@ from torch import nn
 
 from ..learn.recurrent import RecurrentPolicy
 from .formats import STATE_OUTPUT
-from .graphs import dist_outputs, output_names
+from .graphs import dist_outputs, output_names, played_features
 
 
 def recurrent_output_names(policy: RecurrentPolicy) -> list[str]:
@@ -53,10 +53,7 @@ class RecurrentGraph(nn.Module):
 
     def features(self, prev_action: torch.Tensor) -> torch.Tensor:
         """The previous action as the GRU reads it (one-hot via Equal + Cast; -1: zeros)."""
-        if self.policy.discrete:
-            return (prev_action.unsqueeze(-1) == self.indices).to(torch.float32)
-        policy = self.policy
-        return policy.action_features((prev_action - policy.action_center) / policy.action_scale)
+        return played_features(self.policy, prev_action, self.indices)
 
     def forward(self, observation: torch.Tensor, prev_action: torch.Tensor,
                 prev_reward: torch.Tensor, episode_start: torch.Tensor, state: torch.Tensor,

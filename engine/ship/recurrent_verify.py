@@ -21,7 +21,7 @@ except for ``value`` (a return estimate, as large as the game's returns), which 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..game import GameSpec
+from ..learn.policy import ActionHead
 from ..learn.recurrent import RecurrentPolicy
 from ..variants import Variant
 from .formats import NOISE_INPUT, RECURRENT_INPUTS
@@ -73,7 +74,7 @@ def reference(policy: RecurrentPolicy, feeds: Arrays, sampled: bool) -> Arrays:
     return {name: value.detach().numpy() for name, value in out.items()}
 
 
-def played_action(policy: RecurrentPolicy, out: Arrays, noise: np.ndarray, sampled: bool
+def played_action(policy: ActionHead, out: Arrays, noise: np.ndarray, sampled: bool
                   ) -> np.ndarray:
     """The action the trial plays: the sampled ``action`` output, or (greedy graph) the same
     noise formula applied to the distribution outputs, as the env takes it."""
@@ -94,17 +95,30 @@ def play_trial(policy: RecurrentPolicy, spec: GameSpec, variant: Variant, episod
                        "prev_reward": np.zeros(1, np.float32),
                        "state": policy.initial_state(1).numpy()}
     steps: list[tuple[Arrays, Arrays, np.ndarray]] = []
+
+    def episode(env: Any, index: int) -> int:
+        nonlocal carried
+        carried = _play_episode(policy, env, seed + index, carried, generator, sampled, steps)
+        return len(steps)
+
+    return _stack(steps, sampled, play_episodes(spec, variant, episodes, episode))
+
+
+def play_episodes(spec: GameSpec, variant: Variant, episodes: int,
+                  episode: Callable[[Any, int], int]) -> int:
+    """Call ``episode(env, index)`` (it plays episode ``index`` in ``env``, one gymnasium
+    view of ``variant`` for the whole trial, and returns the trial's steps so far) at least
+    ``episodes`` times, more until :data:`TRIAL_MIN_STEPS` steps (at most
+    :data:`MAX_TRIAL_EPISODES`); returns the episodes played."""
     env = spec.make_env(variant)
     try:
-        played = 0
-        while played < episodes or (len(steps) < TRIAL_MIN_STEPS
-                                    and played < MAX_TRIAL_EPISODES):
-            carried = _play_episode(policy, env, seed + played, carried, generator, sampled,
-                                    steps)
+        played, steps = 0, 0
+        while played < episodes or (steps < TRIAL_MIN_STEPS and played < MAX_TRIAL_EPISODES):
+            steps = episode(env, played)
             played += 1
     finally:
         env.close()
-    return _stack(steps, sampled, played)
+    return played
 
 
 def _play_episode(policy: RecurrentPolicy, env: Any, seed: int, carried: Arrays,
@@ -149,24 +163,38 @@ def run_carried(sess: Any, feeds: Arrays) -> Arrays:
     return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
 
 
+def probe_observations(observations: np.ndarray, generator: np.random.Generator
+                       ) -> np.ndarray:
+    """The game's observations and :data:`FAR_OUT_SAMPLES` far-out ones (for graphs without
+    a normaliser: 50 times as large, plus noise)."""
+    far = observations[:FAR_OUT_SAMPLES] * 50.0 + generator.normal(
+        0.0, 10.0, observations[:FAR_OUT_SAMPLES].shape)
+    return np.concatenate([observations, far]).astype(np.float32)
+
+
+def random_actions(policy: ActionHead, count: int, generator: np.random.Generator,
+                   none: bool) -> np.ndarray:
+    """Played actions as a game feeds them: indices, or env actions within the bounds
+    (and, ``none``, ``-1`` / the center: "no action yet"; else some out of bounds, which
+    the graph clips as the env does)."""
+    if policy.discrete:
+        return generator.integers(-1 if none else 0, policy.action_dim, count).astype(np.int64)
+    low, high = policy.action_low.numpy(), policy.action_high.numpy()
+    bounded = np.isfinite(low) & np.isfinite(high)
+    margin = 0.0 if none else 0.25 * np.where(bounded, high - low, 0.0)
+    spread = generator.uniform(np.where(bounded, low - margin, -3.0),
+                               np.where(bounded, high + margin, 3.0), (count, policy.action_dim))
+    special = policy.action_center.numpy() if none else np.clip(spread, low, high)
+    return np.where(generator.random((count, 1)) < 0.1, special, spread).astype(np.float32)
+
+
 def random_inputs(policy: RecurrentPolicy, observations: np.ndarray, seed: int = 0) -> Arrays:
     """The game's observations (and far-out ones) with random states, previous actions,
     rewards and episode starts (see 4.)."""
     generator = np.random.default_rng(seed)
-    far = observations[:FAR_OUT_SAMPLES] * 50.0 + generator.normal(
-        0.0, 10.0, observations[:FAR_OUT_SAMPLES].shape)
-    obs = np.concatenate([observations, far]).astype(np.float32)
+    obs = probe_observations(observations, generator)
     count = len(obs)
-    if policy.discrete:
-        prev_action = generator.integers(-1, policy.action_dim, count).astype(np.int64)
-    else:
-        low, high = policy.action_low.numpy(), policy.action_high.numpy()
-        bounded = np.isfinite(low) & np.isfinite(high)
-        spread = generator.uniform(np.where(bounded, low, -3.0), np.where(bounded, high, 3.0),
-                                   (count, policy.action_dim))
-        prev_action = np.where(generator.random((count, 1)) < 0.1,
-                               policy.action_center.numpy(), spread).astype(np.float32)
-    return {"observation": obs, "prev_action": prev_action,
+    return {"observation": obs, "prev_action": random_actions(policy, count, generator, True),
             "prev_reward": generator.normal(0.0, 2.0, count).astype(np.float32),
             "episode_start": (generator.random(count) < 0.2).astype(np.float32),
             "state": generator.uniform(-1.0, 1.0, (count, policy.hidden_size)).astype(np.float32),
@@ -181,7 +209,7 @@ def verify_recurrent(policy: RecurrentPolicy, path: Path, spec: GameSpec, varian
     sess = session(path)
     trial = play_trial(policy, spec, variant, episodes, seed, sampled)
     noise = trial.noise if sampled else None
-    compare = _comparer(policy, sampled)
+    compare = comparer(policy, sampled)
     carried = compare(trial.expected, run_carried(sess, trial.feeds), noise)
     batched = compare(trial.expected, run(sess, trial.feeds), noise)
     probe = random_inputs(policy, observations, seed)
@@ -206,14 +234,18 @@ def verify_recurrent(policy: RecurrentPolicy, path: Path, spec: GameSpec, varian
             "random_inputs": breadth.to_json(), **worst.to_json()}
 
 
-def _comparer(policy: RecurrentPolicy, sampled: bool
-              ) -> Callable[[Arrays, Arrays, np.ndarray | None], Comparison]:
-    """``compare(expected, got, noise)`` with the policy's action rule; ``value`` (returns
-    can be large) within :data:`TOLERANCE` times ``max(1, its largest magnitude)``."""
+def comparer(policy: ActionHead, sampled: bool, scaled: Sequence[str] = ("value",)
+             ) -> Callable[[Arrays, Arrays, np.ndarray | None], Comparison]:
+    """``compare(expected, got, noise)`` with the policy's action rule; the ``scaled``
+    outputs (``value``: returns can be large) within :data:`TOLERANCE` times ``max(1, the
+    output's largest magnitude)``."""
     def compare(expected: Arrays, got: Arrays, noise: np.ndarray | None) -> Comparison:
-        rest = {name: value for name, value in expected.items() if name != "value"}
+        rest = {name: value for name, value in expected.items() if name not in scaled}
         result = Comparison.of(rest, got, TOLERANCE, discrete_action=policy.discrete,
                                scores=action_scores(expected, noise if sampled else None))
-        scale = max(1.0, float(np.abs(expected["value"]).max(initial=0.0)))
-        return result.worst(Comparison.of({"value": expected["value"]}, got, TOLERANCE * scale))
+        for name in (name for name in scaled if name in expected):
+            scale = max(1.0, float(np.abs(expected[name]).max(initial=0.0)))
+            result = result.worst(Comparison.of({name: expected[name]}, got,
+                                                 TOLERANCE * scale))
+        return result
     return compare

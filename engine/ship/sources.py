@@ -2,8 +2,10 @@
 
 Both load into a :class:`PolicySource` (CPU policy + game + provenance) that ``export`` and
 ``adapt`` work from; the policy is an :class:`~gameadapt.learn.policy.MLPPolicy` (gradient
-family) or a :class:`~gameadapt.learn.recurrent.RecurrentPolicy` (RL², which is exported with
-its state and never adapted here). An adapted policy is a folder with ``adapted.pt`` (a checkpoint holding
+family), a :class:`~gameadapt.learn.recurrent.RecurrentPolicy` (RL², which is exported with
+its state) or a :class:`~gameadapt.learn.context_policy.ContextPolicy` (the context family,
+exported with its posterior update); the last two adapt as they play and are never adapted
+here. An adapted policy is a folder with ``adapted.pt`` (a checkpoint holding
 the policy's state and its provenance) and ``adapted.json`` (the same provenance, readable).
 """
 
@@ -20,6 +22,7 @@ from ..errors import GameadaptError, exception_line
 from ..files import atomic_write_json
 from ..game import GameSpec
 from ..host.registry import get_registry
+from ..learn.context_policy import ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from ..train.checkpoint import load_checkpoint, save_checkpoint
@@ -27,7 +30,7 @@ from ..train.runs import RunDir
 from ..train.session import Session, build_session, current_providers, load_session, make_config
 from ..variants import Variant
 
-ShippedPolicy = MLPPolicy | RecurrentPolicy  # the policy classes the algorithms make
+ShippedPolicy = MLPPolicy | RecurrentPolicy | ContextPolicy  # the classes algorithms make
 ADAPTED_CHECKPOINT = "adapted.pt"
 ADAPTED_SUMMARY = "adapted.json"
 
@@ -46,11 +49,11 @@ class PolicySource:
 
     @property
     def policy(self) -> ShippedPolicy:
-        """The policy: an MLP (gradient family) or a recurrent one (RL²)."""
+        """The policy: an MLP (gradient family), a recurrent one (RL²) or a context one."""
         policy = self.session.policy
-        if not isinstance(policy, (MLPPolicy, RecurrentPolicy)):
+        if not isinstance(policy, (MLPPolicy, RecurrentPolicy, ContextPolicy)):
             raise GameadaptError(f"{self.path}: cannot ship a {type(policy).__name__} (only "
-                                 f"MLPPolicy and RecurrentPolicy policies)")
+                                 f"MLPPolicy, RecurrentPolicy and ContextPolicy policies)")
         return policy
 
     @property
@@ -59,11 +62,21 @@ class PolicySource:
         return isinstance(self.policy, RecurrentPolicy)
 
     @property
+    def context(self) -> bool:
+        """True for a context policy, which adapts in its task posterior."""
+        return isinstance(self.policy, ContextPolicy)
+
+    @property
+    def adapts_in_play(self) -> bool:
+        """True for the trial families (recurrent, context): no weights to adapt."""
+        return not isinstance(self.policy, MLPPolicy)
+
+    @property
     def mlp_policy(self) -> MLPPolicy:
-        """The policy of a gradient-family source (a one-line error for a recurrent one)."""
+        """The policy of a gradient-family source (a one-line error for any other)."""
         policy = self.policy
         if not isinstance(policy, MLPPolicy):
-            raise GameadaptError(f"{self.path} holds a recurrent policy "
+            raise GameadaptError(f"{self.path} holds a {self.session.algorithm.family} policy "
                                  f"({self.session.algorithm.name!r}): it has no weights to adapt")
         return policy
 

@@ -11,7 +11,8 @@
   the same uniform numbers as PyTorch's formula (:func:`~gameadapt.ship.graphs.noise_action`);
   its ties are those of the Gumbel-perturbed logits.
 * The recurrent ``policy.onnx`` is checked over whole trials with its state carried:
-  :mod:`gameadapt.ship.recurrent_verify`.
+  :mod:`gameadapt.ship.recurrent_verify`; a context export's two graphs with the posterior's
+  sums carried: :mod:`gameadapt.ship.context_verify`.
 * ``policy.int8.onnx``: every float output within :data:`INT8_TOLERANCE` of PyTorch, or
   within that fraction of the output's largest magnitude when larger than 1 (dynamic int8
   quantisation of the weights and activations errs by a little: ``docs/performance.md``); discrete action

@@ -28,16 +28,18 @@ from typing import Any
 
 import torch
 
-from ..algorithm import GradientAlgorithm, gradient_algorithm, recurrent_algorithm
+from ..algorithm import GradientAlgorithm, gradient_algorithm, trial_algorithm
 from ..errors import GameadaptError
 from ..game import GameSpec
 from ..hashrandom import derive_seed
 from ..host.registry import get_registry
 from ..learn.learner import evaluate_adaptation
 from ..learn.policy import MLPPolicy
+from ..learn.trials import LATENT_MODES, LatentMode
 from ..learn.vector import make_batched_game
 from ..variants import SPLITS, Split, Variant
-from .experience import ACTION_MODES, FINETUNE_LRS, Curve, choose_finetune_lr, experience_curve
+from .experience import (ACTION_MODES, FINETUNE_LRS, ActionMode, Curve, choose_finetune_lr,
+                         experience_curve)
 from .baselines import BaselineInterrupted, TrainBaseline, method_session
 from .runs import RunDir, RunError
 from .session import Session, check_run_providers, load_session
@@ -94,13 +96,23 @@ def evaluate_method(session: Session, settings: EvalSettings, budgets: Sequence[
         per_seed = [_step_columns(session, algorithm, settings, seed) for seed in settings.seeds]
         entry.update({"per_seed": per_seed, **summarize(per_seed)})
     else:
-        entry["trial_episodes"] = recurrent_algorithm(session.algorithm).trial_episodes
+        entry["trial_episodes"] = trial_algorithm(session.algorithm).trial_episodes
     entry["experience"] = {
-        mode: summarize_curves([experience_curve(session, _variants(session.spec, settings, seed),
-                                                 budgets, settings.trials, seed, mode, algorithm)
-                                for seed in settings.seeds])
-        for mode in ACTION_MODES}
+        label: summarize_curves([experience_curve(session, _variants(session.spec, settings, seed),
+                                                  budgets, settings.trials, seed, mode, algorithm,
+                                                  latent)
+                                 for seed in settings.seeds])
+        for label, mode, latent in experience_modes(session.algorithm.family)}
     return entry
+
+
+def experience_modes(family: str) -> list[tuple[str, ActionMode, LatentMode]]:
+    """The experience axis's rows for a family: ``(label, action mode, latent mode)``; the
+    context family in both latent modes (``z`` drawn from the posterior, or its mean)."""
+    if family != "context":
+        return [(mode, mode, "sample") for mode in ACTION_MODES]
+    return [(f"{mode}, z {'drawn' if latent == 'sample' else 'mean'}", mode, latent)
+            for latent in LATENT_MODES for mode in ACTION_MODES]
 
 
 def _tuned_baseline(session: Session, settings: EvalSettings, entry: dict[str, Any]

@@ -1,9 +1,10 @@
 """The experience axis: the return of episode *n*+1 on a variant after *n* episodes of
 experience on it, for every adaptation family, at equal data.
 
-Each variant is played in ``trials`` independent trials. A recurrent policy plays one trial
-of ``max(budgets) + 1`` episodes with its state carried, and episode *n*+1's return is read
-for every budget *n*. A gradient-family policy plays *n* episodes with the shared
+Each variant is played in ``trials`` independent trials. A recurrent or context policy plays
+one trial of ``max(budgets) + 1`` episodes with its memory carried (the GRU state; the task
+posterior, acted on with ``z`` drawn from it or at its mean), and episode *n*+1's return is
+read for every budget *n*. A gradient-family policy plays *n* episodes with the shared
 parameters, adapts on them (its inner loop), and plays one more with the adapted ones;
 budget 0 is the shared parameters' own episode. The experience episodes are played in the
 same action mode as the measured one (``greedy``: what a game playing the ``action`` output
@@ -20,13 +21,12 @@ from typing import Literal
 
 import torch
 
-from ..algorithm import GradientAlgorithm, gradient_algorithm, recurrent_algorithm
+from ..algorithm import TRIAL_FAMILIES, GradientAlgorithm, gradient_algorithm, trial_algorithm
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
 from ..learn.policy import MLPPolicy, detached, expand_params
-from ..learn.recurrent import RecurrentPolicy
 from ..learn.rollout import learner_returns, learner_rows, sample_episodes
-from ..learn.trials import sample_trials
+from ..learn.trials import LatentMode, TrialPolicy, sample_trials
 from ..learn.vector import make_batched_game
 from ..variants import Variant
 from .session import Session
@@ -46,14 +46,15 @@ class Curve:
 
 def experience_curve(session: Session, variants: Sequence[Variant], budgets: Sequence[int],
                      trials: int, seed: int, mode: ActionMode,
-                     algorithm: GradientAlgorithm | None = None) -> Curve:
+                     algorithm: GradientAlgorithm | None = None,
+                     latent: LatentMode = "sample") -> Curve:
     """Episode *n*+1's mean return (and success) for every *n* in ``budgets``.
 
     ``algorithm`` overrides the session's own for the gradient family (a baseline fine-tuned
-    at its own learning rate).
+    at its own learning rate); ``latent`` is how a context policy acts on its posterior.
     """
-    if session.algorithm.family == "recurrent":
-        return _recurrent_curve(session, variants, budgets, trials, seed, mode)
+    if session.algorithm.family in TRIAL_FAMILIES:
+        return _trial_curve(session, variants, budgets, trials, seed, mode, latent)
     chosen = algorithm or gradient_algorithm(session.algorithm, "the experience axis")
     points = [_gradient_point(session, chosen, variants, n, trials, seed, mode) for n in budgets]
     returns = [value for value, _ in points]
@@ -61,15 +62,14 @@ def experience_curve(session: Session, variants: Sequence[Variant], budgets: Seq
     return Curve(returns, success)
 
 
-def _recurrent_curve(session: Session, variants: Sequence[Variant], budgets: Sequence[int],
-                     trials: int, seed: int, mode: ActionMode) -> Curve:
+def _trial_curve(session: Session, variants: Sequence[Variant], budgets: Sequence[int],
+                 trials: int, seed: int, mode: ActionMode, latent: LatentMode) -> Curve:
     """One trial of ``max(budgets) + 1`` episodes per (variant, trial)."""
-    policy = session.policy
-    assert isinstance(policy, RecurrentPolicy)
-    recurrent_algorithm(session.algorithm)
+    trial_algorithm(session.algorithm)
+    policy: TrialPolicy = session.policy  # type: ignore[assignment]
     with _game(session, variants, trials) as game:
         played = sample_trials(game, policy, max(budgets) + 1, derive_seed(seed, 0),
-                               greedy=mode == "greedy")
+                               greedy=mode == "greedy", latent=latent)
         returns = torch.stack([learner_rows(r, game) for r in played.episode_returns])
         success = None if played.success is None else torch.stack(
             [learner_rows(s.float(), game) for s in played.success])

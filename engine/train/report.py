@@ -3,8 +3,8 @@
 The first table is the experience axis (episode *n*+1's return after *n* episodes on the
 variant), one row per method and action mode, with the game's reference policy as the upper
 bound; the success rates follow where the game defines success, then the gradient family's
-per-step columns. Flags: ``*`` a budget beyond the episodes a recurrent method was trained
-to carry its state over; ``†`` a budget too small for a gradient method's advantages.
+per-step columns. Flags: ``*`` a budget beyond the episodes a recurrent or context method was
+trained to carry its memory over; ``†`` a budget too small for a gradient method's advantages.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _cell(mean: float, std: float, quantity: str) -> str:
 
 
 def _flag(data: dict[str, Any], budget: int) -> str:
-    if data["family"] == "recurrent" and budget + 1 > data["trial_episodes"]:
+    if "trial_episodes" in data and budget + 1 > data["trial_episodes"]:
         return BEYOND_TRIAL
     if data["family"] == "gradient" and budget == 1:
         return THIN_DATA
@@ -87,12 +87,12 @@ def _footnotes(result: dict[str, Any]) -> list[str]:
     methods = result["methods"]
     trained: dict[int, list[str]] = {}
     for method, data in methods.items():
-        if data["family"] == "recurrent":
+        if "trial_episodes" in data:
             trained.setdefault(data["trial_episodes"], []).append(method)
     for episodes, names in trained.items():
         notes.append(f"{BEYOND_TRIAL} beyond the {episodes} episode(s) per trial "
                      f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} trained on "
-                     f"(the state was never carried that far in training)")
+                     f"(the memory was never carried that far in training)")
     if any(d["family"] == "gradient" for d in methods.values()) and 1 in result["budgets"]:
         notes.append(f"{THIN_DATA} one episode: the per-task baseline of the gradient methods "
                      f"can fit its own returns, so their advantages carry little signal")
@@ -140,8 +140,9 @@ def plot_results(result: dict[str, Any], path: Path) -> None:
         color = f"C{index}"
         for mode, curve in data["experience"].items():
             values = curve["return"]
-            axes.errorbar(positions, values["mean"], yerr=values["std"], marker="o", capsize=3,
-                          color=color, linestyle="-" if mode == "greedy" else "--",
+            marker = "s" if mode.endswith("z mean") else "o"
+            axes.errorbar(positions, values["mean"], yerr=values["std"], marker=marker, capsize=3,
+                          color=color, linestyle="-" if mode.startswith("greedy") else "--",
                           label=f"{method}, {mode}")
     reference = result.get("reference")
     if reference:

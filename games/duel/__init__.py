@@ -14,7 +14,7 @@ from typing import Any
 
 import gymnasium
 from gameadapt import hookimpl
-from gameadapt.game import BatchedGame, GameSpec
+from gameadapt.game import BatchedGame, GameSpec, TaskLabel
 
 from .dynamics import AGENTS, LEARNER, MAX_TIME_LIMIT, VARIANT_SPACE
 from .env import DuelParallelEnv, action_space, observation_space
@@ -91,6 +91,7 @@ def register_games(register: Callable[[GameSpec], None]) -> None:
         max_episode_steps=MAX_EPISODE_STEPS,
         success=SUCCESS,
         reference=reference,
+        task_label=TaskLabel("opponent style", lambda variant: variant["rules"]["opponent"]),
     ))
 
 

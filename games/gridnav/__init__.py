@@ -12,7 +12,7 @@ from typing import Any
 
 import gymnasium
 from gameadapt import hookimpl
-from gameadapt.game import BatchedGame, GameSpec
+from gameadapt.game import BatchedGame, GameSpec, TaskLabel
 
 from .dynamics import VARIANT_SPACE
 from .env import GridNavEnv, action_space, observation_space
@@ -65,6 +65,7 @@ def register_games(register: Callable[[GameSpec], None]) -> None:
         gym_id=GYM_ID,
         success=SUCCESS,
         reference=reference,
+        task_label=TaskLabel("control mapping", lambda variant: variant["rules"]["controls"]),
     ))
 
 

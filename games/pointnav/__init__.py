@@ -7,12 +7,13 @@ it is first made. It also registers the single view with gymnasium as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium
 from gameadapt import hookimpl
-from gameadapt.game import GameSpec
+from gameadapt.game import GameSpec, TaskLabel
 from gameadapt.variants import Variant
 
 from .dynamics import VARIANT_SPACE
@@ -50,6 +51,12 @@ def reference(env: Any, observation: Any, variant: Variant) -> Any:
     return env.unwrapped.reference_action()
 
 
+def goal_angle(variant: Variant) -> float:
+    """The goal's direction from the start (the origin), in degrees."""
+    level = variant["level"]
+    return math.degrees(math.atan2(level["goal_y"], level["goal_x"]))
+
+
 def _spec() -> GameSpec:
     probe = PointNavEnv()
     assert isinstance(probe.observation_space, gymnasium.spaces.Box)
@@ -66,6 +73,7 @@ def _spec() -> GameSpec:
         gym_id=GYM_ID,
         success="reached the goal",
         reference=reference,
+        task_label=TaskLabel("goal angle (degrees)", goal_angle, "angle"),
     )
 
 
