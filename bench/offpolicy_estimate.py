@@ -11,7 +11,7 @@ used (9-d observations, 4 actions as a one-hot, latent 5). The on-policy iterati
 ``context``'s own ``meta_train_step`` at the gridnav setting of ``docs/performance.md``
 (20 tasks x 10 envs, trials of 2 episodes, 4 PPO epochs). Usage::
 
-    python bench/offpolicy_estimate.py           # about a minute on 2 CPU cores
+    python bench/offpolicy_estimate.py           # about a minute on 2 CPU cores, one thread
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from gameadapt.host.registry import get_registry
 from gameadapt.learn.context import Context, ContextConfig
 from gameadapt.learn.vector import make_batched_game
+from gameadapt.train.tuning import tune_malloc
 from torch import nn
 
 OBS, ACT, LATENT, TASKS, BATCH, CONTEXT = 9, 4, 5, 16, 256, 100
@@ -114,6 +115,8 @@ def median_seconds(fn: Callable[[], None], repeats: int) -> float:
 
 def main() -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # what `gameadapt train` uses on CPU
+    tune_malloc()
     budget = 15 * 60
     on_policy = median_seconds(context_iteration(), 5)
     print(f"context (on-policy PPO), one iteration at 20 tasks x 10 envs: {on_policy:.2f} s; "

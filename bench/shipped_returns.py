@@ -29,7 +29,8 @@ def main() -> None:
                           seed=1000 * seed + 10 * index, echo=lambda line: None)
             returns.append([episode.total for episode in played])
     means = np.array(returns).mean(0)
-    latent = f", latent {policy.latent_mode}" if policy.context else ""
+    latent = (f", latent {policy.latent_mode}, z_update {policy.z_update}" if policy.context
+              else "")
     print(f"{folder}: {len(returns)} held-out variants, ONNX Runtime, "
           f"{policy.manifest.get('action_mode', 'greedy')} action{latent}; mean return per "
           f"episode of the level: " + " ".join(f"ep{k + 1} {v:.2f}" for k, v in enumerate(means)))

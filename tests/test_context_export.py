@@ -1,19 +1,22 @@
 """The context export (task inference): ``policy.onnx`` on ``[observation, z]`` and
 ``encoder.onnx``, the O(1) update of the task posterior's two running sums.
 
-Tiny context runs of gridnav (discrete) and pointnav (continuous) are trained in-process and
-exported at opsets 15 and 18, greedy and sampled, latent mean and sample. ONNX Runtime is
-checked against a torch reference written here (the networks' own layers, the product of
-Gaussians by hand) over whole trials with its own sums fed back, against the engine's batch
-posterior and ``ContextPolicy.unroll`` over a trial that crosses episode boundaries, and
-``gameadapt play`` and the reference loader against both; duel covers the multi-agent
-cases (the learner alone, and a shared policy driving both agents).
+Tiny context runs of gridnav (discrete) and pointnav (continuous) are trained in-process,
+with ``z_update`` ``step`` (z made from the posterior before every step, the default) and
+``episode`` (z made at each episode's start, held), and exported at opsets 15 and 18, greedy
+and sampled, latent mean and sample. ONNX Runtime is checked against a torch reference
+written here (the networks' own layers, the product of Gaussians by hand) over whole trials
+with its own sums fed back, against the engine's batch posterior and
+``ContextPolicy.unroll`` over a trial that crosses episode boundaries, and ``gameadapt play``
+and the reference loader against both; duel covers the multi-agent cases (the learner
+alone, and a shared policy driving both agents).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +30,7 @@ from click.testing import CliRunner
 from gameadapt.cli import cli
 from gameadapt.errors import GameadaptError
 from gameadapt.host.registry import get_registry
-from gameadapt.learn.posterior import episode_start_sums
+from gameadapt.learn.posterior import episode_start_sums, step_sums
 from gameadapt.learn.trials import sample_trials
 from gameadapt.learn.vector import make_batched_game
 from gameadapt.ship import context_verify, formats, onnxpolicy
@@ -49,10 +52,12 @@ pytestmark = pytest.mark.slow  # trains, exports ONNX files and runs ONNX Runtim
 
 LATENT = 3
 OPTIONS = {"latent_size": LATENT, "hidden_sizes": [32, 32], "encoder_sizes": [32, 32]}
-EXPORTS = {  # (game, opset, action, latent)
-    ("gridnav", 15, "greedy", "mean"), ("gridnav", 18, "sampled", "sample"),
-    ("pointnav", 15, "sampled", "mean"), ("pointnav", 18, "greedy", "sample"),
+EXPORTS = {  # (game, opset, action, latent, z_update)
+    ("gridnav", 15, "greedy", "mean", "step"), ("gridnav", 18, "sampled", "sample", "step"),
+    ("pointnav", 15, "sampled", "mean", "step"), ("pointnav", 18, "greedy", "sample", "step"),
+    ("gridnav", 15, "greedy", "mean", "episode"), ("pointnav", 18, "greedy", "sample", "episode"),
 }
+Z_UPDATES = ("step", "episode")
 ENCODER_INPUTS = ["observation", "action", "reward", "next_observation", "precision_sum",
                   "weighted_sum"]
 ENCODER_OUTPUTS = ["precision_sum_out", "weighted_sum_out", "posterior_mean",
@@ -76,29 +81,34 @@ def assert_one_line_error(result: Any, *fragments: str) -> None:
         assert fragment in errors[0], errors[0]
 
 
-def train_run(root: Path, game: str, share_policy: bool = False) -> Path:
+def train_run(root: Path, game: str, share_policy: bool = False, z_update: str = "step"
+              ) -> Path:
+    """A one-iteration run (``-o z_update=...``)."""
     config = make_config({"game": game, "algorithm": "context", "iterations": 1,
                           "meta_batch": 2, "envs_per_task": 2, "device": "cpu",
-                          "share_policy": share_policy, "options": OPTIONS})
-    run = RunDir(root / f"{game}{'-shared' if share_policy else ''}")
+                          "share_policy": share_policy,
+                          "options": {**OPTIONS, "z_update": z_update}})
+    run = RunDir(root / f"{game}{'-shared' if share_policy else ''}-{z_update}")
     train(start_run(config, run), run)
     return run.path
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     root = tmp_path_factory.mktemp("context-runs")
-    return {game: train_run(root, game) for game in ("gridnav", "pointnav")}
+    return {(game, z_update): train_run(root, game, z_update=z_update)
+            for game in ("gridnav", "pointnav") for z_update in Z_UPDATES}
 
 
 @pytest.fixture(scope="module")
-def exported(runs, tmp_path_factory) -> dict[tuple[str, int, str, str], Path]:
+def exported(runs, tmp_path_factory) -> dict[tuple[str, int, str, str, str], Path]:
     root = tmp_path_factory.mktemp("context-exports")
     made = {}
-    for game, opset, action, latent in sorted(EXPORTS):
-        out = root / f"{game}-{opset}-{action}-{latent}"
-        export_policy(runs[game], out, opset=opset, action=action, latent=latent)
-        made[game, opset, action, latent] = out
+    for key in sorted(EXPORTS):
+        game, opset, action, latent, z_update = key
+        out = root / "-".join(map(str, key))
+        export_policy(runs[game, z_update], out, opset=opset, action=action, latent=latent)
+        made[key] = out
     return made
 
 
@@ -198,8 +208,8 @@ def prior(batch: int = 1) -> dict[str, np.ndarray]:
 
 # -- manifest and graphs ---------------------------------------------------------------------
 @pytest.mark.parametrize("key", sorted(EXPORTS))
-def test_the_manifest_names_the_sums_z_and_the_call_sequence(exported, key) -> None:
-    game, opset, action, latent = key
+def test_the_manifest_names_the_sums_z_and_the_call_sequence(runs, exported, key) -> None:
+    game, opset, action, latent, z_update = key
     folder = exported[key]
     manifest = json.loads((folder / "policy.json").read_text())
     discrete = game == "gridnav"
@@ -215,6 +225,7 @@ def test_the_manifest_names_the_sums_z_and_the_call_sequence(exported, key) -> N
     assert [o.name for o in encoder_sess.get_outputs()] == ENCODER_OUTPUTS
     context = manifest["context"]
     assert context["latent_size"] == LATENT and context["latent_mode"] == latent
+    assert context["z_update"] == z_update
     assert context["encoder_file"] == "encoder.onnx"
     assert context["policy_inputs"] == ["observation", "z"]
     assert [i["name"] for i in context["encoder_inputs"]] == ENCODER_INPUTS
@@ -230,12 +241,26 @@ def test_the_manifest_names_the_sums_z_and_the_call_sequence(exported, key) -> N
     if latent == "sample":
         assert z["formula"] == "z = posterior_mean + sqrt(posterior_variance) * e"
         assert z["e"]["shape"] == ["batch", LATENT] and "once per episode" in z["e"]["when"]
+        assert ("same e" in z["e"]["when"]) == (z_update == "step")
     else:
         assert z["formula"] == "z = posterior_mean" and z["e"] is None
-    assert "once per episode" in z["when"]
-    sequence = " ".join(context["call_sequence"])
-    assert "new level" in sequence and "new episode" in sequence
-    assert "encoder.onnx(observation, action played, reward, next_observation" in sequence
+    level, episode, step = context["call_sequence"]
+    assert level.startswith("new level") and episode.startswith("new episode")
+    assert step.startswith("every step")
+    assert "encoder.onnx(observation, action played, reward, next_observation" in step
+    z_input = {i["name"]: i for i in manifest["inputs"]}["z"]["meaning"]
+    if z_update == "step":  # made before every call, from the current posterior
+        assert "before every policy.onnx call" in z["when"] and "before every step" in z_input
+        assert step.startswith(f"every step: {z['formula']} ") and "z =" not in episode
+        assert step.index("z =") < step.index("policy.onnx(")
+    else:  # made at the episode's start, held
+        assert "once per episode" in z["when"] and "held" in z["when"]
+        assert "once per episode" in z_input
+        assert episode.startswith(f"new episode: {z['formula']} ") and "z =" not in step
+    policy = load_policy_source(runs[game, z_update]).policy
+    assert manifest["value_scale"] == pytest.approx(float(policy.return_scale()), rel=1e-6)
+    assert manifest["value_scale"] != 1.0  # trained: a running std of the returns
+    assert "value_scale" in {o["name"]: o for o in manifest["outputs"]}["value"]["meaning"]
     assert manifest["action_mode"] == action and manifest["recurrent"] is None
     assert set(manifest["files"]) == {"policy.onnx", "encoder.onnx"}
     assert manifest["adapter"] is None and manifest["quantization"] is None
@@ -251,6 +276,9 @@ def test_the_manifest_names_the_sums_z_and_the_call_sequence(exported, key) -> N
     assert ("Equal" in encoder_ops) == discrete and "Softplus" in encoder_ops
     check = manifest["verification"]
     assert check["kind"] == "context" and check["passed"] and check["latent"] == latent
+    assert check["z_update"] == z_update
+    assert check["incremental_vs_batch"]["steps"] == (check["steps"] if z_update == "step"
+                                                      else 0)
     assert check["episodes"] >= 3 and check["steps"] >= 100 and check["sequence"]["passed"]
     assert check["sequence_batched"]["batch_size"] == check["steps"]
     assert check["incremental_vs_batch"]["passed"]
@@ -268,7 +296,7 @@ def test_the_names_are_the_loaders_and_the_defaults_the_rule(runs) -> None:
     assert onnxpolicy.SUM_NAMES == formats.SUM_NAMES
     assert list(formats.ENCODER_INPUTS) == ENCODER_INPUTS
     assert list(formats.ENCODER_OUTPUTS) == ENCODER_OUTPUTS
-    grid, point = (load_policy_source(runs[game]) for game in ("gridnav", "pointnav"))
+    grid, point = (load_policy_source(runs[game, "step"]) for game in ("gridnav", "pointnav"))
     assert default_action_mode(grid) == "greedy" and default_action_mode(point) == "sampled"
     assert default_latent_mode(grid) == default_latent_mode(point) == "mean"
 
@@ -277,8 +305,13 @@ def test_the_names_are_the_loaders_and_the_defaults_the_rule(runs) -> None:
 @pytest.mark.parametrize("key", sorted(EXPORTS))
 def test_onnx_equals_torch_over_three_episodes_with_the_sums_carried(runs, exported,
                                                                     key) -> None:
-    game, _, action, latent = key
-    policy = load_policy_source(runs[game]).policy
+    """Each side makes z from its own posterior by the export's rule (before every step,
+    or at each episode's start and held); value * value_scale is torch's value *
+    return_scale()."""
+    game, _, action, latent, z_update = key
+    policy = load_policy_source(runs[game, z_update]).policy
+    assert policy.z_update == z_update
+    value_scale = json.loads((exported[key] / "policy.json").read_text())["value_scale"]
     acting, encoding = (session(exported[key] / name) for name in ("policy.onnx", "encoder.onnx"))
     spec = get_registry().game(game)
     env = spec.make_env(spec.variant_space.default())
@@ -286,30 +319,37 @@ def test_onnx_equals_torch_over_three_episodes_with_the_sums_carried(runs, expor
     torch_sums, onnx_sums = prior(), prior()
     torch_post = onnx_post = {"posterior_mean": np.zeros((1, LATENT), np.float32),
                               "posterior_variance": np.ones((1, LATENT), np.float32)}
-    steps = 0
+    steps, held = 0, []
     for episode in range(3):
         obs, _ = env.reset(seed=10 + episode)
         e = rng.standard_normal((1, LATENT)).astype(np.float32) if latent == "sample" else 0.0
-        torch_z = torch_post["posterior_mean"] + np.sqrt(torch_post["posterior_variance"]) * e
-        onnx_z = onnx_post["posterior_mean"] + np.sqrt(onnx_post["posterior_variance"]) * e
-        np.testing.assert_allclose(onnx_z, torch_z, rtol=0, atol=1e-5)
-        if episode == 0:  # the first episode acts on the prior
-            assert np.array_equal(onnx_z, np.zeros((1, LATENT)) + e)
-        done = False
+        done, zs = False, []
         while not done:
+            if not zs or z_update == "step":  # z made now, each side from its own posterior
+                torch_z = (torch_post["posterior_mean"]
+                           + np.sqrt(torch_post["posterior_variance"]) * e).astype(np.float32)
+                onnx_z = (onnx_post["posterior_mean"]
+                          + np.sqrt(onnx_post["posterior_variance"]) * e).astype(np.float32)
+                np.testing.assert_allclose(onnx_z, torch_z, rtol=0, atol=1e-5)
+            if episode == 0 and not zs:  # the first step of a level acts on the prior
+                assert np.array_equal(onnx_z, np.zeros((1, LATENT)) + e)
+            zs.append(onnx_z)
             obs = np.asarray(obs, np.float32).reshape(1, -1)
-            feeds = {"observation": obs, "z": onnx_z.astype(np.float32)}
+            feeds = {"observation": obs, "z": onnx_z}
             noise = rng.random((1, 4)).astype(np.float32)
             if action == "sampled":
                 feeds["noise"] = noise
             got = run_all(acting, feeds)
-            want = torch_heads(policy, obs, torch_z.astype(np.float32))
+            want = torch_heads(policy, obs, torch_z)
             want["action"] = formula_action(policy, want, feeds.get("noise"))
             scores = None
             if policy.discrete:
                 scores = want["logits"] - (np.log(-np.log(np.clip(noise, 1e-7, 1 - 1e-7)))
                                            if action == "sampled" else 0)
             assert_close(got, want, policy.discrete, scores)
+            returns = want["value"] * float(policy.return_scale())  # the game's reward units
+            np.testing.assert_allclose(got["value"] * value_scale, returns, rtol=0, atol=1e-5
+                                       * value_scale * max(1.0, float(np.abs(want["value"]).max())))
             played = got["action"]
             next_obs, reward, terminated, truncated, _ = env.step(
                 int(played[0]) if policy.discrete else played[0])
@@ -324,16 +364,21 @@ def test_onnx_equals_torch_over_three_episodes_with_the_sums_carried(runs, expor
             torch_sums = {name: torch_post[f"{name}_out"] for name in ("precision_sum",
                                                                         "weighted_sum")}
             obs, done, steps = next_obs, terminated or truncated, steps + 1
+        held.append(len(zs) > 1 and all(np.array_equal(z, zs[0]) for z in zs))
+    assert held == [z_update == "episode"] * 3  # held through the episode, or not
     assert steps > 3 and np.abs(onnx_sums["precision_sum"] - 1).min() > 1.0  # it took them in
 
 
-@pytest.mark.parametrize("game, opset", [("gridnav", 15), ("pointnav", 18)])
+@pytest.mark.parametrize("game, opset, z_update", [
+    ("gridnav", 15, "step"), ("pointnav", 18, "step"), ("gridnav", 15, "episode"),
+    ("pointnav", 18, "episode")])
 def test_incremental_encoder_sums_equal_the_batch_posterior_and_unroll(runs, exported, game,
-                                                                      opset) -> None:
+                                                                      opset, z_update) -> None:
     """encoder.onnx applied transition by transition to a trial the engine played equals
-    the engine's batch posterior (``episode_start_sums``, a direct sum of the factors), and
-    policy.onnx on the z it gives equals ``ContextPolicy.unroll``."""
-    source = load_policy_source(runs[game])
+    the engine's batch posterior (``episode_start_sums``, ``step_sums``, a direct sum of
+    the factors), and policy.onnx on the z it gives by the rule equals
+    ``ContextPolicy.unroll``."""
+    source = load_policy_source(runs[game, z_update])
     policy, spec = source.policy, source.spec
     with contextlib.closing(make_batched_game(spec, [spec.variant_space.default()], 1)) as view:
         trials = sample_trials(view, policy, 3, seed=5, latent="sample")
@@ -343,7 +388,8 @@ def test_incremental_encoder_sums_equal_the_batch_posterior_and_unroll(runs, exp
         dist, _, _ = policy.unroll(inputs, mask, episode, noise)
         factors = policy.factors(inputs)
         starts = episode_start_sums(factors, mask, episode, 3)
-    key = next(k for k in exported if k[:2] == (game, opset))
+        before = step_sums(factors, mask)
+    key = next(k for k in sorted(exported) if k[:2] == (game, opset) and k[4] == z_update)
     acting, encoding = (session(exported[key] / name) for name in ("policy.onnx", "encoder.onnx"))
     sums, post = prior(), None
     live = torch.nonzero(mask[:, 0] > 0).flatten().tolist()
@@ -351,10 +397,13 @@ def test_incremental_encoder_sums_equal_the_batch_posterior_and_unroll(runs, exp
     assert sorted(first) == [0, 1, 2]  # the trial crosses two episode boundaries
     for t in live:
         k = int(trials.episode[t])
-        if first[k] == t:  # an episode starts: the sums so far against the batch form
-            for index, name in enumerate(("precision_sum", "weighted_sum")):
+        for index, name in enumerate(("precision_sum", "weighted_sum")):  # the sums so far
+            np.testing.assert_allclose(sums[name], before[index][t].numpy(), rtol=1e-5,
+                                       atol=1e-5, err_msg=f"{name} before step {t}")
+            if first[k] == t:  # an episode starts: against the episode-start form too
                 np.testing.assert_allclose(sums[name], starts[index][k].numpy(), rtol=1e-5,
                                            atol=1e-5, err_msg=f"{name} at episode {k}")
+        if first[k] == t or z_update == "step":
             mean = np.zeros((1, LATENT)) if post is None else post["posterior_mean"]
             variance = np.ones((1, LATENT)) if post is None else post["posterior_variance"]
             z = (mean + np.sqrt(variance) * noise[k].numpy()).astype(np.float32)
@@ -373,7 +422,7 @@ def test_incremental_encoder_sums_equal_the_batch_posterior_and_unroll(runs, exp
 def test_the_graphs_match_at_extreme_factors_and_any_batch_size(runs) -> None:
     """Encoder weights scaled so factor variances span 1e-4 to over 20 (softplus on both of
     its branches), actions out of bounds (the clip), batch 1 and 300; opset 15."""
-    policy = load_policy_source(runs["pointnav"]).policy
+    policy = load_policy_source(runs["pointnav", "step"]).policy
     with torch.no_grad():
         policy.encoder[-1].weight.mul_(300.0)
         policy.encoder[-1].bias.uniform_(-20.0, 20.0)
@@ -413,13 +462,15 @@ def test_a_failed_check_writes_nothing(runs, tmp_path, monkeypatch) -> None:
     with pytest.raises(GameadaptError, match="verification of policy.onnx and encoder.onnx "
                                              "failed: output .* differs from PyTorch.*nothing "
                                              "was written"):
-        export_policy(runs["gridnav"], tmp_path / "out")
+        export_policy(runs["gridnav", "step"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 # -- play and the reference loader -----------------------------------------------------------
-def test_play_prints_returns_and_carries_the_posterior(runs, exported, monkeypatch) -> None:
-    folder = exported["gridnav", 15, "greedy", "mean"]
+@pytest.mark.parametrize("z_update", Z_UPDATES)
+def test_play_prints_returns_and_carries_the_posterior(runs, exported, monkeypatch,
+                                                       z_update) -> None:
+    folder = exported["gridnav", 15, "greedy", "mean", z_update]
     policy = OnnxPolicy.load(folder)
     spec = get_registry().game("gridnav")
     lines: list[str] = []
@@ -439,16 +490,24 @@ def test_play_prints_returns_and_carries_the_posterior(runs, exported, monkeypat
     monkeypatch.setattr(policy, "encode", spy_encode)
     episodes = play(policy, spec, policy.variant, episodes=3, seed=4, echo=lines.append)
     monkeypatch.undo()
-    assert "posterior carried across the episodes, latent mean" in lines[0]
+    made = "every step" if z_update == "step" else "each episode's start"
+    assert f"posterior carried across the episodes, latent mean, z made at {made}" in lines[0]
     assert [f"episode {i}: return" in line for i, line in zip((1, 2, 3), lines[1:4])] == [True] * 3
     assert lines[4].startswith("mean return over 3 episodes")
     first = len(episodes[0].actions)  # the first step of episode 2
     assert len(encoded) == len(fed) == sum(len(e.actions) for e in episodes)
-    assert not fed[0]["z"].any()  # the first episode acts on the prior's mean
-    assert np.array_equal(fed[first - 1]["z"], fed[0]["z"])  # z is held through an episode
+    assert not fed[0]["z"].any()  # the first step of the level acts on the prior's mean
+    starts = np.cumsum([0] + [len(e.actions) for e in episodes[:-1]])
+    for t, z in enumerate(fed):  # the posterior mean of the sums before this step, or
+        made_at = t if z_update == "step" else int(starts[starts <= t].max())  # its episode's
+        sums = encoded[made_at]
+        np.testing.assert_allclose(z["z"], sums["weighted_sum"] / sums["precision_sum"],
+                                   rtol=1e-5, atol=1e-6, err_msg=f"z at step {t}")
+    held = np.array_equal(fed[first - 1]["z"], fed[0]["z"])
+    assert held == (z_update == "episode")  # z held through an episode, or made every step
     assert encoded[0]["precision_sum"].tolist() == [[1.0] * LATENT]  # a new level: the prior
     assert encoded[first]["action"].tolist() == [episodes[1].actions[0]]
-    source = load_policy_source(runs["gridnav"])
+    source = load_policy_source(runs["gridnav", z_update])
     torch_policy = source.policy
     steps = encoded[:first]  # episode 1's transitions, summed by the engine
     transitions = torch_policy.transition(
@@ -471,20 +530,21 @@ def test_play_prints_returns_and_carries_the_posterior(runs, exported, monkeypat
 
 
 def test_play_cli_replays_a_sampled_context_export(exported) -> None:
-    folder = exported["pointnav", 15, "sampled", "mean"]
+    folder = exported["pointnav", 15, "sampled", "mean", "step"]
     first = invoke("play", folder, "--episodes", 3, "--seed", 1)
     second = invoke("play", folder, "--episodes", 3, "--seed", 1)
     assert first.exit_code == 0, first.output
     assert first.stdout == second.stdout and "episode 3: return" in first.stdout
     assert "sampled actions, posterior carried across the episodes" in first.stdout
-    sampled_z = invoke("play", exported["gridnav", 18, "sampled", "sample"], "--episodes", 2)
+    sampled_z = invoke("play", exported["gridnav", 18, "sampled", "sample", "step"],
+                       "--episodes", 2)
     assert sampled_z.exit_code == 0 and "latent sample" in sampled_z.stdout, sampled_z.output
 
 
 def test_the_loader_context_memory_api(exported) -> None:
-    policy = OnnxPolicy.load(exported["gridnav", 18, "sampled", "sample"], seed=0)
+    policy = OnnxPolicy.load(exported["gridnav", 18, "sampled", "sample", "step"], seed=0)
     assert policy.context and policy.has_memory and not policy.recurrent
-    assert policy.latent_mode == "sample" and policy.takes_noise
+    assert policy.latent_mode == "sample" and policy.takes_noise and policy.z_update == "step"
     memory = policy.new_level(batch=2)
     assert isinstance(memory, ContextMemory) and memory.batch == 2
     assert memory.precision_sum.tolist() == [[1.0] * LATENT] * 2 and not memory.weighted_sum.any()
@@ -508,7 +568,7 @@ def test_the_loader_context_memory_api(exported) -> None:
     memory.new_episode(normal=normal)
     np.testing.assert_allclose(memory.z, memory.posterior_mean
                                + np.sqrt(memory.posterior_variance) * normal, rtol=1e-6)
-    mean_policy = OnnxPolicy.load(exported["gridnav", 15, "greedy", "mean"])
+    mean_policy = OnnxPolicy.load(exported["gridnav", 15, "greedy", "mean", "step"])
     level = mean_policy.new_level()
     level.new_episode()
     assert not level.z.any()  # latent mean at a new level: the prior's mean
@@ -522,8 +582,60 @@ def test_the_loader_context_memory_api(exported) -> None:
             call()
 
 
+@pytest.mark.parametrize("z_update", Z_UPDATES)
+def test_the_loader_memory_makes_z_by_the_rule(exported, tmp_path, z_update) -> None:
+    """z_update "step": every call's z from the current posterior with the episode's e;
+    "episode": the episode's z held. An unknown rule is a one-line error."""
+    folder = exported["pointnav", 18, "greedy", "sample", z_update]
+    policy = OnnxPolicy.load(folder, seed=1)
+    assert policy.z_update == z_update
+    memory = policy.new_level()
+    rng = np.random.default_rng(4)
+    obs = rng.uniform(-1, 1, (1, 2)).astype(np.float32)
+    memory.new_episode()
+    normal, start = memory.normal.copy(), memory.z.copy()
+    np.testing.assert_array_equal(start, normal)  # the prior: 0 + 1 * e
+    for _ in range(4):
+        z = memory.feeds()["z"]
+        want = (memory.posterior_mean + np.sqrt(memory.posterior_variance) * normal
+                if z_update == "step" else start)
+        np.testing.assert_allclose(z, want, rtol=1e-6, atol=1e-7)
+        next_obs = (obs + policy.act(obs, memory)).astype(np.float32)
+        memory.reward(1.0, next_obs)
+        obs = next_obs
+    assert np.array_equal(memory.normal, normal)  # e is the episode's, drawn once
+    assert np.array_equal(memory.feeds()["z"], start) == (z_update == "episode")
+    with pytest.raises(PolicyLoadError, match=r"normal must be standard normals shaped \[1, 3\]"):
+        memory.new_episode(normal=[1.0, 2.0])
+    memory.new_episode()  # a new e, z from the posterior so far
+    assert not np.array_equal(memory.normal, normal)
+    np.testing.assert_allclose(memory.z, memory.posterior_mean + np.sqrt(
+        memory.posterior_variance) * memory.normal, rtol=1e-6, atol=1e-7)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "policy.json").read_text())
+    manifest["context"]["z_update"] = "sometimes"
+    (copy / "policy.json").write_text(json.dumps(manifest))
+    with pytest.raises(PolicyLoadError, match="context.z_update must be 'step' or 'episode'"):
+        OnnxPolicy.load(copy).new_level()
+    del manifest["context"]["z_update"]  # a manifest from before the rule: "episode"
+    (copy / "policy.json").write_text(json.dumps(manifest))
+    assert OnnxPolicy.load(copy).z_update == "episode"
+
+
+def test_a_run_recorded_before_z_update_keeps_the_episode_rule(runs, tmp_path) -> None:
+    run = tmp_path / "old"
+    shutil.copytree(runs["gridnav", "step"], run)
+    config = json.loads((run / "config.json").read_text())
+    del config["algorithm_config"]["z_update"]
+    del config["train"]["options"]["z_update"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert load_policy_source(run).policy.z_update == "episode"
+    assert load_policy_source(runs["gridnav", "step"]).policy.z_update == "step"
+
+
 def test_a_two_row_memory_equals_two_one_row_memories(exported) -> None:
-    policy = OnnxPolicy.load(exported["pointnav", 18, "greedy", "sample"])
+    policy = OnnxPolicy.load(exported["pointnav", 18, "greedy", "sample", "step"])
     rng = np.random.default_rng(2)
     both, rows = policy.new_level(batch=2), [policy.new_level(), policy.new_level()]
     normal = rng.standard_normal((2, LATENT)).astype(np.float32)
@@ -577,7 +689,7 @@ def test_duel_exports_play_with_a_posterior_per_agent(tmp_path, share_policy) ->
 
 # -- one-line errors ---------------------------------------------------------------------------
 def test_what_a_context_run_cannot_do_is_one_line(runs, exported, tmp_path) -> None:
-    run = runs["gridnav"]
+    run = runs["gridnav", "step"]
     assert_one_line_error(invoke("export", run, "-o", tmp_path / "a", "--with-adapter"),
                           "--with-adapter", "task posterior", "nothing to adapt")
     assert_one_line_error(invoke("export", run, "-o", tmp_path / "b", "--quantize", "int8"),
@@ -588,7 +700,7 @@ def test_what_a_context_run_cannot_do_is_one_line(runs, exported, tmp_path) -> N
     result = invoke("adapt", run, "-v", "level.seed=12000", "-o", tmp_path / "d")
     assert_one_line_error(result, "task posterior", "nothing to adapt", "exports/README.md")
     assert not (tmp_path / "d").exists()
-    assert_one_line_error(invoke("play", exported["gridnav", 15, "greedy", "mean"],
+    assert_one_line_error(invoke("play", exported["gridnav", 15, "greedy", "mean", "step"],
                                  "--adapt-online"), "context export", "--adapt-online")
     gradient = SimpleNamespace(session=SimpleNamespace(algorithm=SimpleNamespace(
         name="maml", family="gradient")), context=False, recurrent=False, adapts_in_play=False)
@@ -597,13 +709,15 @@ def test_what_a_context_run_cannot_do_is_one_line(runs, exported, tmp_path) -> N
 
 
 def test_export_prints_the_context_verification(runs, tmp_path) -> None:
-    result = invoke("export", runs["pointnav"], "-o", tmp_path / "out", "--opset", 15,
+    result = invoke("export", runs["pointnav", "step"], "-o", tmp_path / "out", "--opset", 15,
                     "--latent", "sample")
     assert result.exit_code == 0, result.output
     assert "encoder.onnx" in result.output and "context" in result.output
-    assert "latent: sample (z = posterior_mean + sqrt(posterior_variance) * e" in result.output
+    assert ("latent: sample (z = posterior_mean + sqrt(posterior_variance) * e, before every "
+            "step;") in result.output
     assert "encoder.onnx step by step vs the batch posterior" in result.output
-    assert "posterior's sums carried" in result.output
+    assert "episode starts, before " in result.output  # z_update step: the per-step sums
+    assert "posterior's sums carried (latent sample, z_update step)" in result.output
     assert "action: sampled" in result.output  # continuous: rl2's rule for now
     manifest = json.loads((tmp_path / "out" / "policy.json").read_text())
     assert manifest["files"]["encoder.onnx"]["opset"] == 15

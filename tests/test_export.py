@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # every test exports ONNX files and runs ONNX Run
 
 MANIFEST_KEYS = {
     "format", "game", "variant", "observation_space", "action_space", "action_semantics",
-    "action_mode", "noise", "recurrent",
+    "action_mode", "noise", "recurrent", "value_scale",
     "inputs", "outputs", "opset", "engine_version", "torch_version", "onnxruntime_version",
     "provenance", "files", "weights", "adapter", "verification", "latency_us", "quantization",
 }
@@ -145,6 +145,7 @@ def test_export_writes_verified_files_and_a_complete_manifest(exported, game) ->
     assert manifest["inputs"][0]["shape"][0] == "batch"
     assert manifest["action_mode"] == "greedy" and manifest["noise"] is None  # as asked
     assert manifest["recurrent"] is None and check["action"] == "greedy"
+    assert manifest["value_scale"] is None  # a gradient-family policy has no value output
     assert manifest["adapter"]["policy_weights_action"].startswith("greedy")
     json.loads((folder / "policy.json").read_text(), parse_constant=pytest.fail)  # strict JSON
 

@@ -167,6 +167,9 @@ def test_the_manifest_names_the_state_and_the_reset_rule(exported, key) -> None:
     assert [i["name"] for i in manifest["inputs"]] == names
     outputs = ["action", "logits"] if discrete else ["action", "mean", "log_std"]
     assert [o["name"] for o in manifest["outputs"]] == outputs + ["value", "state_out"]
+    value = {o["name"]: o for o in manifest["outputs"]}["value"]["meaning"]
+    assert "value * value_scale is in the game's reward units" in value
+    assert isinstance(manifest["value_scale"], float) and manifest["value_scale"] > 0
     sess = session(folder)
     assert [i.name for i in sess.get_inputs()] == names
     assert [o.name for o in sess.get_outputs()] == outputs + ["value", "state_out"]
@@ -209,6 +212,9 @@ def test_onnx_equals_torch_over_three_episodes_with_the_state_carried(runs, expo
     game, _, action = key
     policy = load_policy_source(runs[game]).policy
     sess = session(exported[key])
+    value_scale = json.loads((exported[key] / "policy.json").read_text())["value_scale"]
+    assert value_scale == pytest.approx(float(policy.return_scale()), rel=1e-6)
+    assert value_scale != 1.0  # trained: a running std of the discounted returns
     spec = get_registry().game(game)
     env = spec.make_env(spec.variant_space.default())
     rng = np.random.default_rng(3)
@@ -235,6 +241,9 @@ def test_onnx_equals_torch_over_three_episodes_with_the_state_carried(runs, expo
                 scores = want["logits"] - (np.log(-np.log(np.clip(noise, 1e-7, 1 - 1e-7)))
                                            if action == "sampled" else 0)
             assert_close(got, want, policy.discrete, scores)
+            returns = want["value"] * float(policy.return_scale())  # the game's reward units
+            np.testing.assert_allclose(got["value"] * value_scale, returns, rtol=0, atol=1e-5
+                                       * value_scale * max(1.0, float(np.abs(want["value"]).max())))
             onnx_state = got["state_out"]  # ONNX Runtime's own state, fed back
             played = got["action"]
             obs, reward, terminated, truncated, _ = env.step(

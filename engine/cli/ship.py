@@ -127,9 +127,10 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
                    "with a 'noise' input of uniform numbers the game fills (default: the "
                    "algorithm's, greedy for now).")
 @click.option("--latent", "latent", type=click.Choice(LATENT_MODES),
-              help="A context-family policy only: the z the game makes at each episode's "
-                   "start, the posterior mean or a draw from the posterior (default: mean, "
-                   "for now).")
+              help="A context-family policy only: the z the game makes from the posterior "
+                   "(before every step, or at each episode's start: the run's z_update), "
+                   "its mean or a draw with normals fixed per episode (default: mean, for "
+                   "now).")
 @click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
 def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
                    with_adapter: bool, action: str | None, latent: str | None,
@@ -162,8 +163,8 @@ def _verification_lines(check: dict[str, Any]) -> list[str]:
     else:
         scaled = f"{', '.join(check['scaled_tolerance']['outputs'])}: " \
                  f"{check['scaled_tolerance']['rule']}"
-        carried = (f"the posterior's sums carried (latent {check['latent']}), ONNX Runtime "
-                   f"fed its own sums and z")
+        carried = (f"the posterior's sums carried (latent {check['latent']}, z_update "
+                   f"{check.get('z_update', 'episode')}), ONNX Runtime fed its own sums and z")
         randomised = "z, actions, rewards and sums"
     lines = [f"verification: ONNX Runtime vs PyTorch, {kind}, tolerance "
              f"{check['tolerance']:g} ({scaled}): max abs diff "
@@ -173,9 +174,11 @@ def _verification_lines(check: dict[str, Any]) -> list[str]:
              f"  the same steps as one batch of {check['sequence_batched']['batch_size']}: "
              f"{_diffs(check['sequence_batched']['max_abs_diff'])}"]
     if kind == "context":
+        incremental = check["incremental_vs_batch"]
+        steps = f", before {incremental['steps']} steps" if incremental.get("steps") else ""
         lines.append(f"  encoder.onnx step by step vs the batch posterior (sums at "
-                     f"{check['incremental_vs_batch']['episode_starts']} episode starts and "
-                     f"the end): {_diffs(check['incremental_vs_batch']['max_abs_diff'])}")
+                     f"{incremental['episode_starts']} episode starts{steps} and the end): "
+                     f"{_diffs(incremental['max_abs_diff'])}")
     return lines + [f"  {check['samples']} observations with random {randomised} (batch "
                     f"{', '.join(map(str, check['batch_sizes']))}): "
                     f"{_diffs(check['random_inputs']['max_abs_diff'])}"]
@@ -200,8 +203,10 @@ def format_result(result: ExportResult) -> str:
                     if manifest.get("noise") else ""))
     context = manifest.get("context")
     if context:
-        lines.append(f"latent: {context['latent_mode']} ({context['z']['formula']}, once per "
-                     f"episode; the sums reset at a new level only)")
+        made = ("before every step" if context.get("z_update") == "step" else
+                "once per episode")
+        lines.append(f"latent: {context['latent_mode']} ({context['z']['formula']}, {made}; "
+                     f"the sums reset at a new level only)")
     lines += _verification_lines(manifest["verification"])
     check = manifest["verification"]
     if "policy_weights" in check:

@@ -18,9 +18,11 @@ export, ``noise``; it computes ``dist, value = policy.heads(observation, z)`` an
     posterior_mean = weighted_sum_out * posterior_variance
 
 ``features`` is :func:`~gameadapt.ship.graphs.played_features` (Equal + Cast, or the clip
-and affine map). The game makes ``z`` once per episode, at its start, from the posterior so
-far (:func:`latent`). :func:`reference_policy` and :func:`reference_encoder` are the same
-steps the engine's way (``transition``, ``factors``, ``add_factors``, ``posterior``), which
+and affine map). The game makes ``z`` from the posterior so far (:func:`latent`) by the
+policy's ``z_update`` rule (:func:`remakes_z`): ``"step"`` before every step, ``"episode"``
+once, at each episode's start; a sampled ``z``'s standard normals are drawn once per episode
+either way. :func:`reference_policy` and :func:`reference_encoder` are the same steps the
+engine's way (``transition``, ``factors``, ``add_factors``, ``posterior``), which
 verification compares against.
 """
 
@@ -49,9 +51,15 @@ def example_action(policy: ContextPolicy, batch: int) -> torch.Tensor:
 
 def latent(mean: torch.Tensor, variance: torch.Tensor, normal: torch.Tensor | None
            ) -> torch.Tensor:
-    """An episode's ``z``: the posterior mean, or with standard normals ``normal`` a draw
+    """``z``: the posterior mean, or with standard normals ``normal`` a draw
     ``mean + sqrt(variance) * normal`` (the game draws ``normal`` once per episode)."""
     return mean if normal is None else mean + variance.sqrt() * normal
+
+
+def remakes_z(policy: ContextPolicy, episode_start: bool) -> bool:
+    """Whether the game makes ``z`` anew before this step: at every episode's start, and
+    with ``z_update="step"`` before every step."""
+    return episode_start or policy.z_update == "step"
 
 
 class ContextPolicyGraph(nn.Module):

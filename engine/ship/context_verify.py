@@ -5,17 +5,20 @@ trials, the posterior's sums carried.
    and 100 steps of the export's variant in the game's gymnasium view, one level: the sums
    start at the prior once), played by the torch policy
    (:func:`~gameadapt.ship.context_graph.reference_policy`, ``reference_encoder``): ``z``
-   made at each episode's start from the sums so far (the export's latent mode, the
-   standard normals ``e`` drawn from a seeded generator), actions drawn with seeded noise.
+   made from the sums so far by the policy's ``z_update`` rule (before every step, or at
+   each episode's start; the export's latent mode, the standard normals ``e`` drawn from a
+   seeded generator once per episode), actions drawn with seeded noise.
 2. **ONNX Runtime over the trial**, one step at a time (batch 1): the same observations,
    actions and rewards, *its own* ``precision_sum_out``/``weighted_sum_out`` fed back as the
-   sums, its own ``posterior_mean``/``posterior_variance`` making ``z`` (with the same
-   ``e``); every output of both graphs, and ``z``, against PyTorch's.
+   sums, its own ``posterior_mean``/``posterior_variance`` making ``z`` by the same rule
+   (with the same ``e``); every output of both graphs, and ``z``, against PyTorch's.
 3. **The trial as one batch** through each graph (PyTorch's ``z`` and sums as inputs).
 4. **The incremental posterior equals the batch one**: ONNX Runtime's sums at the start of
    every episode and at the end of the trial against the engine's batch form over the same
    transitions (:func:`~gameadapt.learn.posterior.episode_start_sums`, what training acts
-   on, and the prior plus a direct sum of ``policy.factors``).
+   on with ``z_update="episode"``, and the prior plus a direct sum of ``policy.factors``);
+   with ``z_update="step"`` also its sums before every step against
+   :func:`~gameadapt.learn.posterior.step_sums` (what training acts on then).
 5. **Breadth**: the game's observations (and far-out ones) with random ``z``, actions (some
    out of bounds), rewards and sums; batch N, 1 and 37.
 
@@ -39,9 +42,9 @@ import torch
 
 from ..game import GameSpec
 from ..learn.context_policy import ContextPolicy
-from ..learn.posterior import episode_start_sums
+from ..learn.posterior import episode_start_sums, step_sums
 from ..variants import Variant
-from .context_graph import latent, policy_units, reference_encoder, reference_policy
+from .context_graph import latent, policy_units, reference_encoder, reference_policy, remakes_z
 from .formats import ENCODER_INPUTS, LATENT_INPUT, NOISE_INPUT, SUM_NAMES
 from .graphs import noise_size
 from .recurrent_verify import (
@@ -108,8 +111,8 @@ def prior(policy: ContextPolicy, batch: int = 1) -> Arrays:
 
 
 def make_z(sums: Arrays, posterior: Arrays | None, normal: np.ndarray | None) -> np.ndarray:
-    """An episode's ``z`` from the encoder's last posterior outputs (the prior's at a new
-    level: mean 0, variance 1)."""
+    """``z`` from the encoder's last posterior outputs (the prior's at a new level: mean 0,
+    variance 1) and the episode's normals ``normal`` (``None``: the posterior mean)."""
     if posterior is None:
         mean = np.zeros_like(sums[SUM_NAMES[1]])
         variance = np.ones_like(sums[SUM_NAMES[0]])
@@ -133,8 +136,7 @@ def play_trial(policy: ContextPolicy, spec: GameSpec, variant: Variant, episodes
                   if latent_mode == "sample" else None)
         trial.starts.append(len(steps))
         trial.normals.append(normal)
-        z = make_z(carried["sums"], carried["posterior"], normal)
-        _play_episode(policy, env, seed + index, z, carried, generator, sampled, steps)
+        _play_episode(policy, env, seed + index, normal, carried, generator, sampled, steps)
         return len(steps)
 
     play_episodes(spec, variant, episodes, episode)
@@ -144,14 +146,18 @@ def play_trial(policy: ContextPolicy, spec: GameSpec, variant: Variant, episodes
     return trial
 
 
-def _play_episode(policy: ContextPolicy, env: Any, seed: int, z: np.ndarray,
+def _play_episode(policy: ContextPolicy, env: Any, seed: int, normal: np.ndarray | None,
                   carried: dict[str, Any], generator: np.random.Generator, sampled: bool,
                   steps: list[tuple[Arrays, Arrays, Arrays, Arrays]]) -> None:
-    """One episode with ``z`` held: appends every step's feeds and outputs of both graphs;
-    the sums and posterior carry on in ``carried``."""
+    """One episode, ``z`` made by the policy's rule with the episode's ``normal``: appends
+    every step's feeds and outputs of both graphs; the sums and posterior carry on in
+    ``carried``."""
     offset = int(getattr(env.action_space, "start", 0)) if policy.discrete else 0
     observation, _ = env.reset(seed=seed)
-    for _ in range(MAX_EPISODE_STEPS):
+    z: np.ndarray
+    for step in range(MAX_EPISODE_STEPS):
+        if remakes_z(policy, step == 0):
+            z = make_z(carried["sums"], carried["posterior"], normal)
         obs = np.asarray(observation, np.float32).reshape(1, -1)
         noise = generator.random((1, noise_size(policy))).astype(np.float32)
         acting = {"observation": obs, LATENT_INPUT: z, NOISE_INPUT: noise}
@@ -176,19 +182,24 @@ def _without_noise(feeds: Arrays) -> Arrays:
 
 
 def run_carried(acting: Any, encoding: Any, trial: ContextTrial, policy: ContextPolicy
-                ) -> tuple[Arrays, Arrays, Arrays]:
+                ) -> tuple[Arrays, Arrays, Arrays, Arrays]:
     """ONNX Runtime over the trial one step at a time, its own sums fed back and its own
-    posterior making each episode's ``z`` (see 2.); returns both graphs' outputs (the
-    first with the ``z`` it fed) and its sums at each episode start and at the end."""
-    sums, posterior = prior(policy), None
+    posterior making ``z`` by the policy's rule (see 2.); returns both graphs' outputs (the
+    first with the ``z`` it fed), its sums at each episode start and at the end, and its
+    sums before every step."""
+    sums, posterior, normal = prior(policy), None, None
     z = np.zeros((1, policy.latent_size), np.float32)  # made at step 0, a start
     acted: list[Arrays] = []
     encoded: list[Arrays] = []
     marks: list[Arrays] = []
+    before: list[Arrays] = []
     for t in range(trial.steps):
         if t in trial.starts:
             marks.append(sums)
-            z = make_z(sums, posterior, trial.normals[trial.starts.index(t)])
+            normal = trial.normals[trial.starts.index(t)]
+        if remakes_z(policy, t in trial.starts):
+            z = make_z(sums, posterior, normal)
+        before.append(sums)
         step = {name: value[t:t + 1] for name, value in trial.acting.items()}
         acted.append({**run(acting, {**step, LATENT_INPUT: z}), LATENT_INPUT: z})
         step = {name: value[t:t + 1] for name, value in trial.encoding.items()}
@@ -196,30 +207,53 @@ def run_carried(acting: Any, encoding: Any, trial: ContextTrial, policy: Context
         encoded.append(posterior)
         sums = {name: posterior[f"{name}_out"] for name in SUM_NAMES}
     marks.append(sums)
-    return _concat(acted), _concat(encoded), _concat(marks)
+    return _concat(acted), _concat(encoded), _concat(marks), _concat(before)
 
 
 def _concat(rows: list[Arrays]) -> Arrays:
     return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
 
 
-def batch_posterior(policy: ContextPolicy, trial: ContextTrial) -> Arrays:
-    """The engine's batch form of the trial's posterior, ``[K + 1, L]`` each sum: at every
-    episode start (``episode_start_sums``, what training acts on) and at the end (the prior
-    plus a direct sum of every transition's factors)."""
+def batch_posterior(policy: ContextPolicy, trial: ContextTrial) -> tuple[Arrays, Arrays]:
+    """The engine's batch form of the trial's posterior: ``[K + 1, L]`` each sum at every
+    episode start (``episode_start_sums``) and at the end (the prior plus a direct sum of
+    every transition's factors); and ``[T, L]`` each sum before every step
+    (``step_sums``)."""
     feeds = _tensors(trial.encoding)
     episode = torch.zeros(trial.steps, 1, dtype=torch.long)
     for index, start in enumerate(trial.starts):
         episode[start:] = index
+    live = torch.ones(trial.steps, 1)
     with torch.no_grad():
         factors = policy.factors(policy.transition(
             feeds["observation"], policy_units(policy, feeds["action"]), feeds["reward"],
             feeds["next_observation"]).unsqueeze(1))  # [T, 1, L] each
-        starts = episode_start_sums(factors, torch.ones(trial.steps, 1), episode,
-                                    len(trial.starts))
-        return {name: torch.cat([start[:, 0], base + terms[:, 0].sum(0, keepdim=True)]).numpy()
-                for name, start, base, terms in zip(SUM_NAMES, starts, policy.prior_sums(1),
-                                                    factors)}
+        starts = episode_start_sums(factors, live, episode, len(trial.starts))
+        marks = {name: torch.cat([start[:, 0], base + terms[:, 0].sum(0, keepdim=True)]).numpy()
+                 for name, start, base, terms in zip(SUM_NAMES, starts, policy.prior_sums(1),
+                                                     factors)}
+        before = {name: value[:, 0].numpy() for name, value in zip(SUM_NAMES,
+                                                                   step_sums(factors, live))}
+    return marks, before
+
+
+def incremental_check(policy: ContextPolicy, trial: ContextTrial, marks: Arrays,
+                      before: Arrays, compare: Callable[[Arrays, Arrays, np.ndarray | None],
+                                                        Comparison]
+                      ) -> tuple[Comparison, dict[str, Any]]:
+    """ONNX Runtime's sums (at the episode starts and the end; with ``z_update="step"``
+    also before every step) against the batch posterior (see 4.), and the manifest's
+    ``incremental_vs_batch``."""
+    want_marks, want_before = batch_posterior(policy, trial)
+    result = compare(want_marks, marks, None)
+    per_step = policy.z_update == "step"
+    if per_step:
+        result = result.worst(compare(want_before, before, None))
+    return result, {"against": "episode_start_sums at every episode start"
+                               + (", step_sums before every step" if per_step else "")
+                               + ", the prior plus a direct sum of policy.factors at the end",
+                    "episode_starts": len(trial.starts),
+                    "steps": trial.steps if per_step else 0, **result.to_json()}
 
 
 def random_inputs(policy: ContextPolicy, observations: np.ndarray, sampled: bool,
@@ -254,29 +288,27 @@ def verify_context(policy: ContextPolicy, path: Path, encoder_path: Path, spec: 
     trial = play_trial(policy, spec, variant, episodes, seed, sampled, latent_mode)
     compare = comparer(policy, sampled, SCALED)
     noise = trial.acting.get(NOISE_INPUT)
-    got_acted, got_encoded, marks = run_carried(acting, encoding, trial, policy)
+    got_acted, got_encoded, marks, before = run_carried(acting, encoding, trial, policy)
     carried = compare({**trial.acted, LATENT_INPUT: trial.acting[LATENT_INPUT]}, got_acted,
                       noise).worst(compare(trial.encoded, got_encoded, None))
     batched = compare(trial.acted, run(acting, trial.acting), noise).worst(
         compare(trial.encoded, run(encoding, trial.encoding), None))
-    incremental = compare(batch_posterior(policy, trial), marks, None)
+    incremental, incremental_json = incremental_check(policy, trial, marks, before, compare)
     breadth = _breadth(policy, acting, encoding, observations, sampled, seed, compare)
     worst = carried.worst(batched).worst(incremental).worst(breadth)
     samples = len(observations) + FAR_OUT_SAMPLES
+    made = "before every step" if policy.z_update == "step" else "at every episode start"
     return {"kind": "context", "episodes": len(trial.starts), "steps": trial.steps,
-            "latent": latent_mode, "samples": samples, "far_out_samples": FAR_OUT_SAMPLES,
+            "latent": latent_mode, "z_update": policy.z_update, "samples": samples,
+            "far_out_samples": FAR_OUT_SAMPLES,
             "batch_sizes": [samples, *BATCH_SIZES], "tolerance": TOLERANCE,
             "scaled_tolerance": {"outputs": list(SCALED), "rule": f"{TOLERANCE:g} x max(1, "
                                  f"largest |output| of PyTorch)"},
             "action": "sampled" if sampled else "greedy", "onnx_checker": True,
-            "sequence": {"batch_size": 1, "sums": "ONNX Runtime's own sums fed back, z from "
-                         "its own posterior", **carried.to_json()},
+            "sequence": {"batch_size": 1, "sums": f"ONNX Runtime's own sums fed back, z from "
+                         f"its own posterior {made}", **carried.to_json()},
             "sequence_batched": {"batch_size": trial.steps, **batched.to_json()},
-            "incremental_vs_batch": {"against": "episode_start_sums at every episode start, "
-                                                "the prior plus a direct sum of "
-                                                "policy.factors at the end",
-                                     "episode_starts": len(trial.starts),
-                                     **incremental.to_json()},
+            "incremental_vs_batch": incremental_json,
             "random_inputs": breadth.to_json(), **worst.to_json()}
 
 

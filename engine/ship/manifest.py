@@ -22,6 +22,7 @@ from ..game import space_to_json
 from ..learn.context_policy import ContextPolicy
 from ..learn.policy import ActionHead, MLPPolicy
 from ..learn.posterior import PRIOR_PRECISION, PRIOR_WEIGHTED
+from ..learn.ppo import ReturnScaled
 from ..learn.recurrent import RecurrentPolicy
 from .adapter import LOSS_DESCRIPTION, WeightSpec
 from .formats import (
@@ -44,6 +45,12 @@ from .graphs import noise_size
 from .onnx_export import model_opset
 from .sources import PolicySource, ShippedPolicy
 
+Z_MADE = {"step": "before every step", "episode": "once per episode, at its start"}
+Z_WHEN = {"step": "before every policy.onnx call, from the current sums (the posterior of "
+                  "every transition of the level so far)",
+          "episode": "once per episode, at its start, from the current sums; held through "
+                     "the episode"}
+
 
 def io_description(policy: ShippedPolicy, action_mode: str = "greedy"
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -61,8 +68,9 @@ def io_description(policy: ShippedPolicy, action_mode: str = "greedy"
     if isinstance(policy, ContextPolicy):
         inputs.append({"name": LATENT_INPUT, "dtype": "float32",
                        "shape": ["batch", policy.latent_size],
-                       "meaning": "the latent task variable, made by the game once per episode "
-                                  "from the posterior (see 'context')"})
+                       "meaning": f"the latent task variable, made by the game "
+                                  f"{Z_MADE[policy.z_update]} from the posterior (see "
+                                  f"'context')"})
         outputs.append(value_output())
     if action_mode == "sampled":
         inputs.append({"name": NOISE_INPUT, "dtype": "float32",
@@ -130,7 +138,15 @@ def recurrent_outputs(policy: RecurrentPolicy) -> list[dict[str, Any]]:
 def value_output() -> dict[str, Any]:
     """The ``value`` output of the trial families' ``policy.onnx``."""
     return {"name": "value", "dtype": "float32", "shape": ["batch"],
-            "meaning": "the value head's estimate of the return to come (not needed to play)"}
+            "meaning": "the value head's estimate of the discounted return to come, in units "
+                       "of value_scale: value * value_scale is in the game's reward units "
+                       "(not needed to play)"}
+
+
+def value_scale(policy: ShippedPolicy) -> float | None:
+    """The float that turns ``value`` into the game's reward units (the trial families'
+    ``return_scale()``: a running std of discounted returns); ``None`` without a value."""
+    return float(policy.return_scale()) if isinstance(policy, ReturnScaled) else None
 
 
 def recurrent_entry(policy: RecurrentPolicy) -> dict[str, Any]:
@@ -191,30 +207,54 @@ def encoder_io(policy: ContextPolicy) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def latent_entry(policy: ContextPolicy, latent_mode: str) -> dict[str, Any]:
-    """How the game makes ``z``: the formula, when, and the normals a sampled ``z`` takes."""
+    """How the game makes ``z``: the formula, when (the ``z_update`` rule), and the normals
+    a sampled ``z`` takes."""
     sampled = latent_mode == "sample"
     return {"input": LATENT_INPUT, "shape": ["batch", policy.latent_size],
             "formula": ("z = posterior_mean + sqrt(posterior_variance) * e" if sampled
                         else "z = posterior_mean"),
-            "when": "once per episode, at its start, from the current sums; held through "
-                    "the episode",
+            "when": Z_WHEN[policy.z_update],
             "posterior": "posterior_mean = weighted_sum / precision_sum, posterior_variance "
                          "= 1 / precision_sum: encoder.onnx's last outputs (at a new level "
                          "the prior's: mean 0, variance 1)",
             "e": {"distribution": "standard normal, independent", "dtype": "float32",
                   "shape": ["batch", policy.latent_size],
-                  "when": "drawn by the game once per episode, at its start"}
+                  "when": "drawn by the game once per episode, at its start"
+                          + ("; every step of the episode makes its z with the same e"
+                             if policy.z_update == "step" else "")}
             if sampled else None}
+
+
+def call_sequence(policy: ContextPolicy, z: dict[str, Any]) -> list[str]:
+    """The context entry's ``call_sequence`` for the policy's ``z_update`` rule."""
+    latent = f"[batch, {policy.latent_size}]"
+    act = ("outputs = policy.onnx(observation, z[, noise]); play outputs.action; "
+           "next_observation, reward = env.step(outputs.action); then new = "
+           "encoder.onnx(observation, action played, reward, next_observation, "
+           "precision_sum, weighted_sum); precision_sum = new.precision_sum_out, "
+           "weighted_sum = new.weighted_sum_out (posterior_mean, posterior_variance: the "
+           "posterior of the new sums)")
+    level = (f"new level: precision_sum = ones {latent}, weighted_sum = zeros {latent} "
+             f"(the prior: posterior_mean 0, posterior_variance 1)")
+    if policy.z_update == "episode":
+        return [level, f"new episode: {z['formula']} from the current sums (the sums carry "
+                       f"over)", f"every step: {act}"]
+    if z["e"] is None:
+        return [level, "new episode: nothing to do (the sums carry over)",
+                f"every step: {z['formula']} from the current sums; {act}"]
+    return [level, f"new episode: e = standard normals {latent}, held through the episode "
+                   f"(the sums carry over)",
+            f"every step: {z['formula']} from the current sums and this episode's e; {act}"]
 
 
 def context_entry(policy: ContextPolicy, latent_mode: str) -> dict[str, Any]:
     """The manifest's ``context`` entry: the sums, how ``z`` is made, the call sequence."""
     inputs, outputs = encoder_io(policy)
-    latent = f"[batch, {policy.latent_size}]"
     z = latent_entry(policy, latent_mode)
     return {
         "latent_size": policy.latent_size,
         "latent_mode": latent_mode,
+        "z_update": policy.z_update,
         "policy_inputs": list(CONTEXT_INPUTS),
         "encoder_file": ENCODER_FILE,
         "encoder_inputs": inputs,
@@ -226,17 +266,7 @@ def context_entry(policy: ContextPolicy, latent_mode: str) -> dict[str, Any]:
         "reset": {"when": "at a new level (variant), before its first episode; never between "
                           "the episodes of one level",
                   "precision_sum": PRIOR_PRECISION, "weighted_sum": PRIOR_WEIGHTED},
-        "call_sequence": [
-            f"new level: precision_sum = ones {latent}, weighted_sum = zeros {latent} "
-            f"(the prior: posterior_mean 0, posterior_variance 1)",
-            f"new episode: {z['formula']} from the current sums (the sums carry over)",
-            "every step: outputs = policy.onnx(observation, z[, noise]); play outputs.action; "
-            "next_observation, reward = env.step(outputs.action); then new = "
-            "encoder.onnx(observation, action played, reward, next_observation, "
-            "precision_sum, weighted_sum); precision_sum = new.precision_sum_out, "
-            "weighted_sum = new.weighted_sum_out (posterior_mean, posterior_variance: the "
-            "posterior of the new sums)",
-        ],
+        "call_sequence": call_sequence(policy, z),
     }
 
 
@@ -332,6 +362,7 @@ def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mod
         "noise": noise_entry(policy) if action_mode == "sampled" else None,
         "recurrent": recurrent,
         "context": context,
+        "value_scale": value_scale(policy),
         "inputs": inputs,
         "outputs": outputs,
         "opset": opset,

@@ -17,15 +17,16 @@ and runs the graphs with ONNX Runtime (the artifact format is in ``exports/READM
 A recurrent export (RL²) and a context export (task inference) adapt as they play, in a
 memory the game carries over every episode of a level: a :class:`Memory` (the GRU state, the
 previous action and reward, the episode-start flag) or a :class:`ContextMemory` (the task
-posterior's two running sums, the episode's latent ``z``). One loop plays both; each call
+posterior's two running sums, the episode's normals and ``z``). One loop plays both; each call
 is one step::
 
     memory = policy.new_level()                         # a new level: everything reset
     for episode in range(episodes):
         observation, _ = env.reset()
-        memory.new_episode()                            # rl2: episode_start = 1; context: z
-        while not done:                                 # from the posterior so far
-            action = policy.act(observation, memory)    # records the step in the memory
+        memory.new_episode()                            # rl2: episode_start = 1; context:
+        while not done:                                 # the episode's e (and z)
+            action = policy.act(observation, memory)    # one step (context, z_update "step":
+                                                        # z from the posterior now)
             observation, reward, terminated, truncated, _ = env.step(action)
             memory.reward(reward, observation)          # the step's outcome: context runs
                                                         # encoder.onnx on it (rl2 needs
@@ -33,9 +34,11 @@ is one step::
 
 The memory reset happens at a new level only (``new_level``): what it carried from the
 earlier episodes of the level is how the policy adapts. A context export's ``z`` is the
-posterior mean, or with the manifest's ``context.latent_mode`` ``"sample"`` a draw
-``mean + sqrt(variance) * e``, ``e`` standard normals from the memory's generator (or given
-as ``memory.new_episode(normal=e)``).
+posterior mean, or with the manifest's ``context.latent_mode`` ``"sample"``
+``mean + sqrt(variance) * e``, ``e`` standard normals drawn once per episode from the
+memory's generator (or given as ``memory.new_episode(normal=e)``); with
+``context.z_update`` ``"step"`` (the default) the memory makes ``z`` from the current
+posterior before every call, with ``"episode"`` once, at the episode's start.
 
 A sampled export (``--action sampled``) takes a ``noise`` input: the loader fills it with
 uniform numbers from ``rng`` (or the policy's own generator), or takes them as ``noise=``.
@@ -114,13 +117,17 @@ class Memory:
 class ContextMemory:
     """What a context policy carries over the episodes of one level, one row per batch row
     (agent): the posterior's sums (the prior at a new level) with its mean and variance,
-    this episode's ``z``, and the step in flight (the observation acted on, the action
-    played) until :meth:`reward` reports its outcome. Made by :meth:`OnnxPolicy.new_level`."""
+    this episode's standard normals ``normal`` (``None``: ``z`` is the posterior mean) and
+    the ``z`` last fed (``z_update`` ``"step"``: made from the current posterior at every
+    call; ``"episode"``: at the episode's start, held), and the step in flight (the
+    observation acted on, the action played) until :meth:`reward` reports its outcome.
+    Made by :meth:`OnnxPolicy.new_level`."""
 
     def __init__(self, policy: OnnxPolicy, batch: int, latent_size: int,
                  rng: np.random.Generator) -> None:
         self._encode = policy.encode
         self.sample_latent = policy.latent_mode == "sample"
+        self.per_step = policy.z_update == "step"
         self.rng = rng  # draws a sampled z's standard normals
         self.action_dtype = np.int64 if policy.discrete else np.float32
         self.action_shape = (batch,) if policy.discrete else (batch, policy.action_dim)
@@ -128,7 +135,8 @@ class ContextMemory:
         self.weighted_sum = np.zeros((batch, latent_size), np.float32)
         self.posterior_mean = np.zeros((batch, latent_size), np.float32)
         self.posterior_variance = np.ones((batch, latent_size), np.float32)
-        self.z: np.ndarray | None = None  # set at each episode's start
+        self.normal: np.ndarray | None = None  # this episode's e, drawn at its start
+        self.z: np.ndarray | None = None  # set at each episode's start (and every step)
         self.observation: np.ndarray | None = None  # the step in flight
         self.action: np.ndarray | None = None
 
@@ -138,22 +146,36 @@ class ContextMemory:
         return len(self.precision_sum)
 
     def new_episode(self, normal: Any = None) -> None:
-        """A new episode of the same level: ``z`` from the posterior so far, its mean or
-        (latent mode ``sample``) ``mean + sqrt(variance) * normal``, ``normal`` standard
-        normals ``[batch, latent_size]`` (default: drawn from :attr:`rng`)."""
-        self.z = self.posterior_mean.copy()
+        """A new episode of the same level: its standard normals ``normal``
+        ``[batch, latent_size]`` (latent mode ``sample``; default: drawn from :attr:`rng`)
+        and ``z`` from the posterior so far, its mean or ``mean + sqrt(variance) * normal``."""
+        shape = self.posterior_mean.shape
+        drawn = None
         if self.sample_latent or normal is not None:
-            if normal is None:
-                normal = self.rng.standard_normal(self.z.shape)
-            normal = np.asarray(normal, np.float32).reshape(self.z.shape)
-            self.z = (self.z + np.sqrt(self.posterior_variance) * normal).astype(np.float32)
+            drawn = np.asarray(self.rng.standard_normal(shape) if normal is None else normal,
+                               np.float32)
+            if drawn.size != self.posterior_mean.size:
+                raise PolicyLoadError(f"normal must be standard normals shaped {list(shape)}, "
+                                      f"got {list(drawn.shape)}")
+        self.normal = None if drawn is None else drawn.reshape(shape)
+        self.z = self._latent()
         self.observation = self.action = None
 
+    def _latent(self) -> np.ndarray:
+        """``z`` from the current posterior and this episode's normals."""
+        if self.normal is None:
+            return self.posterior_mean.copy()
+        return (self.posterior_mean + np.sqrt(self.posterior_variance) * self.normal
+                ).astype(np.float32)
+
     def feeds(self) -> dict[str, np.ndarray]:
-        """The context input of the next call: this episode's ``z`` (made now if the
-        episode started without :meth:`new_episode`)."""
+        """The context input of the next call: ``z``, made now from the current posterior
+        (``z_update`` ``"step"``), else this episode's (made now if the episode started
+        without :meth:`new_episode`)."""
         if self.z is None:
             self.new_episode()
+        elif self.per_step:
+            self.z = self._latent()
         assert self.z is not None
         return {"z": self.z}
 
@@ -320,6 +342,16 @@ class OnnxPolicy:
     def latent_mode(self) -> str:
         """A context export's ``z``: ``"mean"`` (the posterior mean) or ``"sample"``."""
         return str((self.manifest.get("context") or {}).get("latent_mode", "mean"))
+
+    @property
+    def z_update(self) -> str:
+        """When a context export's ``z`` follows the posterior: ``"step"`` (before every
+        call) or ``"episode"`` (at each episode's start; a manifest without the field)."""
+        rule = (self.manifest.get("context") or {}).get("z_update", "episode")
+        if rule not in ("step", "episode"):
+            raise PolicyLoadError(f"{self.folder / MANIFEST}: context.z_update must be "
+                                  f"'step' or 'episode', got {rule!r}")
+        return str(rule)
 
     @property
     def takes_noise(self) -> bool:

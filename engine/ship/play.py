@@ -13,8 +13,10 @@ numpy generator seeded with ``seed + i``. A recurrent export carries its memory 
 previous action and reward) over all the episodes: it is reset once, at the start, as at a
 new level, and each episode starts with ``episode_start`` 1. A context export carries its
 posterior the same way: the sums start at the prior once, every step's outcome goes through
-``encoder.onnx``, and each episode acts on a ``z`` made at its start (a sampled ``z``'s
-normals from a generator seeded with ``(seed, 1)``). With ``adapt_online`` the
+``encoder.onnx``, and ``z`` follows the manifest's ``context.z_update``: made from the
+current posterior before every step, or at each episode's start and held (a sampled ``z``'s
+normals, drawn once per episode, from a generator seeded with ``(seed, 1)``). With
+``adapt_online`` the
 weights are adapted after every episode
 with ``adapter.onnx`` on that episode (reward-to-go advantages) and the next episode is
 played with ``policy_weights.onnx`` and the new weights. Online adaptation always samples:
@@ -221,7 +223,9 @@ def _carried(policy: OnnxPolicy) -> str:
     if policy.recurrent:
         return ", state carried across the episodes"
     if policy.context:
-        return f", posterior carried across the episodes, latent {policy.latent_mode}"
+        made = "every step" if policy.z_update == "step" else "each episode's start"
+        return (f", posterior carried across the episodes, latent {policy.latent_mode}, "
+                f"z made at {made}")
     return ""
 
 

@@ -22,7 +22,7 @@ from ..errors import GameadaptError, exception_line
 from ..files import atomic_write_json
 from ..game import GameSpec
 from ..host.registry import get_registry
-from ..learn.context_policy import ContextPolicy
+from ..learn.context_policy import Z_UPDATES, ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from ..train.checkpoint import load_checkpoint, save_checkpoint
@@ -98,12 +98,25 @@ def load_policy_source(path: Path) -> PolicySource:
     if not run.checkpoint_path.is_file():
         raise GameadaptError(f"run {path} has no checkpoint yet")
     session = load_session(run, config)
+    _pin_z_update(session, run.read_config())
     provenance = {"run": str(path), "algorithm": config.algorithm, "seed": config.seed,
                   "iterations": session.iteration, "adapted": None}
     providers = run.read_config().get("providers") or current_providers(config.game,
                                                                         config.algorithm)
     return PolicySource("run", path, session.spec, session, session.spec.variant_space.default(),
                         provenance, providers)
+
+
+def _pin_z_update(session: Session, saved: dict[str, Any]) -> None:
+    """A context run recorded before the ``z_update`` option existed acted with
+    ``"episode"``: its policy keeps the rule it was trained with, whatever the default."""
+    if not isinstance(session.policy, ContextPolicy):
+        return
+    rule = (saved.get("algorithm_config") or {}).get("z_update", "episode")
+    if rule not in Z_UPDATES:
+        raise GameadaptError(f"the run's config.json records z_update {rule!r}; expected one "
+                             f"of {', '.join(Z_UPDATES)}")
+    session.policy.z_update = rule
 
 
 def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, torch.Tensor],
