@@ -9,7 +9,7 @@ and its target, and the policy, each 3 layers of ``width`` (300 in the paper; 64
 the small alternative), forward and backward with three Adam steps. Gridnav's sizes are
 used (9-d observations, 4 actions as a one-hot, latent 5). The on-policy iteration is
 ``context``'s own ``meta_train_step`` at the gridnav setting of ``docs/performance.md``
-(20 tasks x 10 envs, trials of 2 episodes, 4 PPO epochs). Usage::
+(20 tasks x 10 envs, trials of 2 episodes, 4 PPO epochs), next to ``rl2``'s, the reference. Usage::
 
     python bench/offpolicy_estimate.py           # about a minute on 2 CPU cores, one thread
 """
@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from gameadapt.host.registry import get_registry
 from gameadapt.learn.context import Context, ContextConfig
+from gameadapt.learn.rl2 import RL2, RL2Config
 from gameadapt.learn.vector import make_batched_game
 from gameadapt.train.tuning import tune_malloc
 from torch import nn
@@ -85,10 +86,9 @@ def sac_update(width: int) -> Callable[[], None]:
     return step
 
 
-def context_iteration() -> Callable[[], None]:
-    """``context``'s training iteration at the gridnav setting, as a closure."""
+def trial_iteration(algorithm: Context | RL2) -> Callable[[], None]:
+    """A trial family's training iteration at the gridnav setting, as a closure."""
     spec = get_registry().game("gridnav")
-    algorithm = Context(ContextConfig())
     policy = algorithm.make_policy(spec.observation_space, spec.action_space)
     params = dict(policy.named_parameters())
     optimizer = algorithm.make_optimizer(params)
@@ -118,9 +118,12 @@ def main() -> None:
     torch.set_num_threads(1)  # what `gameadapt train` uses on CPU
     tune_malloc()
     budget = 15 * 60
-    on_policy = median_seconds(context_iteration(), 5)
-    print(f"context (on-policy PPO), one iteration at 20 tasks x 10 envs: {on_policy:.2f} s; "
-          f"{budget / on_policy:,.0f} iterations in 15 minutes")
+    recurrent = median_seconds(trial_iteration(RL2(RL2Config())), 5)
+    on_policy = median_seconds(trial_iteration(Context(ContextConfig())), 5)
+    print(f"rl2 (the reference), one iteration at 20 tasks x 10 envs: {recurrent:.2f} s")
+    print(f"context (on-policy PPO), one iteration at 20 tasks x 10 envs: {on_policy:.2f} s "
+          f"({on_policy / recurrent:.2f}x rl2's); {budget / on_policy:,.0f} iterations in "
+          f"15 minutes")
     for width in (300, 64):
         update = median_seconds(sac_update(width), 10)
         print(f"PEARL update (SAC, {width}-unit nets, {TASKS} x {BATCH} batch): "
