@@ -125,12 +125,11 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
 @click.option("--action", "action", type=click.Choice(ACTION_MODES),
               help="What policy.onnx's action output is: greedy, or sampled from the policy "
                    "with a 'noise' input of uniform numbers the game fills (default: the "
-                   "algorithm's, greedy for now).")
+                   "one measured better for the run's family and action kind).")
 @click.option("--latent", "latent", type=click.Choice(LATENT_MODES),
               help="A context-family policy only: the z the game makes from the posterior "
                    "(before every step, or at each episode's start: the run's z_update), "
-                   "its mean or a draw with normals fixed per episode (default: mean, for "
-                   "now).")
+                   "its mean or a draw with normals fixed per episode (default: mean).")
 @click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
 def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
                    with_adapter: bool, action: str | None, latent: str | None,
