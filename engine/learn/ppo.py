@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -66,19 +66,18 @@ class PPOConfig:
         ]
 
 
-class ReturnScaled:
+class ReturnScaled(torch.nn.Module):
     """A running standard deviation of discounted trial returns, kept in two buffers
     (``return_var``, ``return_count``: saved in checkpoints, never differentiated) of the
-    ``nn.Module`` it is mixed into. Value heads estimate returns in these units."""
+    policy module it is mixed into. Value heads estimate returns in these units."""
 
     return_var: torch.Tensor
     return_count: torch.Tensor
 
     def register_return_scale(self) -> None:
         """Add the buffers (call from ``__init__`` after ``nn.Module.__init__``)."""
-        module: torch.nn.Module = self  # type: ignore[assignment]
-        module.register_buffer("return_var", torch.ones(()))
-        module.register_buffer("return_count", torch.zeros(()))
+        self.register_buffer("return_var", torch.ones(()))
+        self.register_buffer("return_count", torch.zeros(()))
 
     def return_scale(self) -> torch.Tensor:
         """The running standard deviation of discounted returns (1 before any update)."""
@@ -189,8 +188,7 @@ class TrialLearner:
         ``pre_return`` is the mean return of a trial's first episode, ``post_return`` of its
         last (what the memory carried over from the earlier episodes is worth).
         """
-        trial_policy: TrialPolicy = policy  # type: ignore[assignment]
-        trials = sample_trials(game, trial_policy, self.trial_episodes, derive_seed(seed, 0))
+        trials = sample_trials(game, cast(TrialPolicy, policy), self.trial_episodes, derive_seed(seed, 0))
         stats = self.update(policy, params, optimizer, trials, derive_seed(seed, 1))
         returns = trials.episode_returns  # [K, M, E]
         return {"pre_return": learner_rows(returns[0], game).mean().item(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
@@ -66,7 +66,7 @@ def _trial_curve(session: Session, variants: Sequence[Variant], budgets: Sequenc
                  trials: int, seed: int, mode: ActionMode, latent: LatentMode) -> Curve:
     """One trial of ``max(budgets) + 1`` episodes per (variant, trial)."""
     trial_algorithm(session.algorithm)
-    policy: TrialPolicy = session.policy  # type: ignore[assignment]
+    policy = cast(TrialPolicy, session.policy)
     with _game(session, variants, trials) as game:
         played = sample_trials(game, policy, max(budgets) + 1, derive_seed(seed, 0),
                                greedy=mode == "greedy", latent=latent)
