@@ -47,6 +47,8 @@ from gameadapt.ship.sources import load_policy_source
 from gameadapt.train.runs import RunDir
 from gameadapt.train.session import make_config, start_run
 from gameadapt.train.trainer import train
+from test_recurrent_export import assert_close as assert_recurrent_close
+from test_recurrent_export import formula_action
 
 pytestmark = pytest.mark.slow  # trains, exports ONNX files and runs ONNX Runtime
 
@@ -157,36 +159,13 @@ def torch_encode(policy: Any, obs: np.ndarray, action: np.ndarray, reward: np.nd
             "posterior_variance": (1.0 / new_precision).numpy()}
 
 
-def formula_action(policy: Any, out: dict[str, np.ndarray], noise: np.ndarray | None
-                   ) -> np.ndarray:
-    """The action the graph should output, computed here in numpy (float64)."""
-    if policy.discrete:
-        scores = out["logits"].astype(np.float64)
-        if noise is not None:
-            scores = scores - np.log(-np.log(np.clip(noise.astype(np.float64), 1e-7, 1 - 1e-7)))
-        return scores.argmax(-1)
-    a = out["mean"].astype(np.float64)
-    if noise is not None:
-        u = np.clip(noise.astype(np.float64), 1e-7, 1 - 1e-7)
-        half = u.shape[-1] // 2
-        a = a + np.exp(out["log_std"]) * np.sqrt(-2 * np.log(u[:, :half])) * np.cos(
-            2 * np.pi * u[:, half:])
-    center, scale = policy.action_center.numpy(), policy.action_scale.numpy()
-    return np.clip(center + scale * a, policy.action_low.numpy(), policy.action_high.numpy())
+SCALED = ("value", "precision_sum_out", "weighted_sum_out", "posterior_mean")
 
 
 def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], discrete: bool,
                  scores: np.ndarray | None = None) -> None:
     """Within 1e-5, relative (x max(1, magnitude)) for the value and the sums."""
-    for name, value in want.items():
-        if name == "action" and discrete:
-            ordered = np.sort(scores, -1)
-            tie = ordered[:, -1] - ordered[:, -2] <= 1e-5
-            assert ((got[name] == value) | tie).all(), name
-            continue
-        scale = max(1.0, float(np.abs(value).max())) if name in (
-            "value", "precision_sum_out", "weighted_sum_out", "posterior_mean") else 1.0
-        np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-5 * scale, err_msg=name)
+    assert_recurrent_close(got, want, discrete, scores, SCALED)
 
 
 def decode(policy: Any, x: np.ndarray) -> dict[str, np.ndarray]:

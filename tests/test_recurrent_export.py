@@ -144,15 +144,17 @@ def formula_action(policy: Any, out: dict[str, np.ndarray], noise: np.ndarray | 
 
 
 def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], discrete: bool,
-                 scores: np.ndarray | None = None) -> None:
+                 scores: np.ndarray | None = None, scaled: tuple[str, ...] = ("value",)) -> None:
+    """Within 1e-5 (x max(1, magnitude) for the outputs in ``scaled``); a discrete action
+    may differ only where the two best scores tie within 1e-5."""
     for name, value in want.items():
         if name == "action" and discrete:
             ordered = np.sort(scores, -1)
             tie = ordered[:, -1] - ordered[:, -2] <= 1e-5
             assert ((got[name] == value) | tie).all(), name
             continue
-        tolerance = 1e-5 * max(1.0, float(np.abs(value).max())) if name == "value" else 1e-5
-        np.testing.assert_allclose(got[name], value, rtol=0, atol=tolerance, err_msg=name)
+        scale = max(1.0, float(np.abs(value).max())) if name in scaled else 1.0
+        np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-5 * scale, err_msg=name)
 
 
 # -- manifest -------------------------------------------------------------------------------
