@@ -18,9 +18,8 @@ the encoder. Why on-policy rather than PEARL's SAC with a replay buffer: see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import gymnasium
 import torch
@@ -28,7 +27,7 @@ import torch
 from ..algorithm import AdaptationFamily
 from .context_policy import Z_UPDATES, ContextPolicy, ZUpdate
 from .meta import masked_mean
-from .options import check_options, options_from_mapping
+from .options import check_options
 from .ppo import Batch, PPOConfig, TrialLearner, clipped_surrogate
 
 
@@ -43,12 +42,6 @@ class ContextConfig(PPOConfig):
     hidden_sizes: tuple = (128, 128)  # the actor's and the critic's tanh layers
     encoder_sizes: tuple = (128, 128)  # the transition encoder's tanh layers
     z_update: str = "step"  # when z follows the posterior: every step, or at each episode's start
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any
-                     ) -> ContextConfig:
-        """A validated config from ``values`` (strings are parsed) and keyword overrides."""
-        return options_from_mapping(cls, values, **overrides)
 
     def validate(self) -> None:
         """Raise :class:`~gameadapt.errors.GameadaptError` naming the first invalid value."""

@@ -12,9 +12,9 @@ passes them to :func:`clipped_surrogate`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import torch
 
@@ -23,7 +23,7 @@ from ..game import BatchedGame
 from ..hashrandom import derive_seed
 from .learner import task_slices
 from .meta import masked_mean
-from .options import Check
+from .options import Check, check_options, options_from_mapping
 from .policy import Params
 from .rollout import learner_rows
 from .trials import Trials, TrialPolicy, discounted_trial_returns, sample_trials, trial_advantages
@@ -48,6 +48,15 @@ class PPOConfig:
     value_coef: float = 0.5  # weight of the value loss
     entropy_coef: float = 0.01  # weight of the entropy bonus
     max_grad_norm: float = 0.5  # clip the gradient's norm (0: no clipping)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Self:
+        """A validated config from ``values`` (strings are parsed) and keyword overrides."""
+        return options_from_mapping(cls, values, **overrides)
+
+    def validate(self) -> None:
+        """Raise :class:`~gameadapt.errors.GameadaptError` naming the first invalid value."""
+        check_options(self, self.ppo_checks())
 
     def ppo_checks(self) -> list[Check]:
         """The rules of the shared options (a subclass's ``validate`` adds its own)."""

@@ -13,15 +13,13 @@ through time over the whole trial. It implements :class:`gameadapt.algorithm.Met
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium
 import torch
 
 from ..algorithm import AdaptationFamily
-from .options import check_options, options_from_mapping
+from .options import check_options
 from .ppo import Batch, PPOConfig, TrialLearner, clipped_surrogate
 from .recurrent import RecurrentPolicy
 
@@ -33,12 +31,6 @@ class RL2Config(PPOConfig):
     recurrent family")."""
 
     hidden_size: int = 128  # GRU state width (the literature's 256 costs ~2x here)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any
-                     ) -> RL2Config:
-        """A validated config from ``values`` (strings are parsed) and keyword overrides."""
-        return options_from_mapping(cls, values, **overrides)
 
     def validate(self) -> None:
         """Raise :class:`~gameadapt.errors.GameadaptError` naming the first invalid value."""
