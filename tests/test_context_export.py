@@ -48,7 +48,7 @@ from gameadapt.train.runs import RunDir
 from gameadapt.train.session import make_config, start_run
 from gameadapt.train.trainer import train
 from test_recurrent_export import assert_close as assert_recurrent_close
-from test_recurrent_export import formula_action
+from test_recurrent_export import assert_one_line_error, formula_action, invoke
 
 pytestmark = pytest.mark.slow  # trains, exports ONNX files and runs ONNX Runtime
 
@@ -68,19 +68,6 @@ PLAIN_OPS = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Reciprocal", "Tanh",
              "Log", "Exp", "Greater", "Where", "Concat", "Split", "Slice", "Squeeze",
              "Unsqueeze", "Equal", "Cast", "Max", "Min", "Clip", "Shape", "Expand", "ArgMax",
              "Sqrt", "Cos", "Neg", "Constant", "Reshape", "Identity"}
-
-
-def invoke(*args: Any) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result: Any, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and result.output.strip().splitlines()[-1] == errors[0], result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
 
 
 def train_run(root: Path, game: str, share_policy: bool = False, z_update: str = "step"
