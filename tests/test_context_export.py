@@ -26,8 +26,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from click.testing import CliRunner
-from gameadapt.cli import cli
 from gameadapt.errors import GameadaptError
 from gameadapt.host.registry import get_registry
 from gameadapt.learn.posterior import episode_start_sums, step_sums
