@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import math
 import random
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import VariantError
+from .textfiles import load_json, load_toml, parse_json
 
 Variant = dict[str, dict[str, Any]]
 Part = Literal["level", "rules"]
@@ -316,19 +316,17 @@ class VariantSpace:
         return variant
 
     def load_file(self, path: str | Path) -> Variant:
-        """Read and validate a variant from a ``.json`` or ``.toml`` file."""
+        """Read and validate a variant from a ``.json`` or ``.toml`` file (UTF-8, a BOM
+        accepted, bounded in size and nesting; the top level must be a table/object)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise VariantError(f"cannot read variant file {path}: {exc.strerror or exc}") from None
-        try:
-            if path.suffix.lower() == ".toml":
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise VariantError(f"variant file {path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from None
+        language = path.suffix[1:] or "JSON"  # as the user named it
+        if path.suffix.lower() == ".toml":
+            data: Any = load_toml(path, "variant file", VariantError, language)
+        else:
+            data = load_json(path, "variant file", VariantError, language=language)
+        if not isinstance(data, dict):
+            raise VariantError(f"variant file {path} must hold a table/object of parts, got "
+                               f"{type(data).__name__}")
         return self.validate(data)
 
     def sample(self, split: Split, n: int, seed: int) -> list[Variant]:
@@ -374,8 +372,4 @@ def variant_to_json(variant: Variant) -> str:
 
 def variant_from_json(text: str, space: VariantSpace) -> Variant:
     """Parse and validate JSON text produced by :func:`variant_to_json`."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise VariantError(f"variant is not valid JSON: {exc}") from None
-    return space.validate(data)
+    return space.validate(parse_json(text, "variant", VariantError))

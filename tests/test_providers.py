@@ -107,12 +107,12 @@ def test_a_run_made_before_the_record_existed_loads_with_one_note(made, tmp_path
 
 
 def test_an_adapted_policy_from_another_distribution_is_refused(made, tmp_path) -> None:
-    import torch
+    from gameadapt.train.checkpoint import load_checkpoint, save_checkpoint
 
     adapted = copy_of(tmp_path, made["adapted"])
-    payload = torch.load(adapted / "adapted.pt", weights_only=True)
+    payload = load_checkpoint(adapted / "adapted.pt")
     payload["providers"]["algorithm"]["distribution"] = "gameadapt-maml"
-    torch.save(payload, adapted / "adapted.pt")
+    save_checkpoint(adapted / "adapted.pt", payload)  # re-checksummed: a genuine record
     result = invoke("export", adapted, "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert lines(result.output, "Error:")[0].startswith(

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from gameadapt.algorithm import AlgorithmSpec
 from gameadapt.cli import cli
 from gameadapt.host.registry import get_registry
+from gameadapt.train.checkpoint import save_checkpoint
 
 TINY = ["--meta-batch", "3", "--envs-per-task", "4", "--checkpoint-every", "2"]
 
@@ -326,7 +327,7 @@ def test_baselines_train_for_the_iterations_the_run_completed(tmp_path: Path) ->
 
     payload = torch.load(baseline / "checkpoint.pt", weights_only=True)
     payload["iteration"] = 7  # a baseline ahead of its run (e.g. one made by an older version)
-    torch.save(payload, baseline / "checkpoint.pt")
+    save_checkpoint(baseline / "checkpoint.pt", payload)
     data, output = evaluate_json(run)
     assert data["methods"]["pretrain"]["trained_iterations"] == 3
     assert "it was trained for 7 iterations, more than the run's 3" in output

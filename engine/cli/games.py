@@ -9,9 +9,10 @@ import click
 
 from ..game import GameSpec, space_to_json
 from ..host.registry import get_registry
+from ..limits import MAX_PREVIEW_STEPS, MAX_SAMPLE_VARIANTS
 from ..tables import format_table
 from ..variants import SPLITS, as_split
-from .options import echo_json, json_option, resolve_variant, with_variant_options
+from .options import SEED, echo_json, json_option, resolve_variant, with_variant_options
 from .preview import play_random
 
 
@@ -78,8 +79,9 @@ def _space_text(space: Any) -> str:
 @games.command("sample")
 @click.argument("game")
 @click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
-@click.option("-n", "count", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "count", type=click.IntRange(1, MAX_SAMPLE_VARIANTS), default=5,
+              show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @json_option
 def games_sample(game: str, split: str, count: int, seed: int, as_json: bool) -> None:
     """Draw variants from the train or held-out split (same seed, same variants)."""
@@ -96,8 +98,8 @@ def games_sample(game: str, split: str, count: int, seed: int, as_json: bool) ->
 @games.command("play")
 @click.argument("game")
 @with_variant_options
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1, MAX_PREVIEW_STEPS), default=10, show_default=True,
               help="Render at most this many steps.")
 def games_play(game: str, assignments: tuple[str, ...], variant_file: Path | None, seed: int,
                steps: int) -> None:

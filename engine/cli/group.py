@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from ..errors import GameadaptError, GameadaptNote, GameadaptWarning, debug_enabled
+from ..errors import GameadaptError, GameadaptNote, GameadaptWarning, debug_enabled, warn
+from ..host.registry import get_registry
 from ..train.stopping import EXIT_INTERRUPTED
 
 
@@ -26,8 +27,11 @@ class OneLineErrorGroup(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        _refuse_version_with_arguments(sys.argv[1:] if args is None else list(args))
         with warnings.catch_warnings():
             _print_warnings_as_lines()
+            for line in get_registry().refused_commands:
+                warn(line)
             try:
                 result = super().main(args, prog_name, complete_var, standalone_mode=False,
                                       **extra)
@@ -71,8 +75,15 @@ def _print_warnings_as_lines() -> None:
     warnings.simplefilter("always", GameadaptWarning)
 
 
+def _refuse_version_with_arguments(args: list[str]) -> None:
+    """``--version`` prints the version only: anything else given with it is a usage error
+    (click's eager option would print the version and exit 0)."""
+    if "--version" in args[:1] and len(args) > 1:
+        _fail(f"--version takes no other arguments, got {' '.join(args[1:])!r}", 2)
+
+
 def _fail(message: str, code: int) -> None:
-    if debug_enabled():
+    if debug_enabled() and sys.exc_info()[0] is not None:
         traceback.print_exc()
     first_line = " ".join(message.split("\n")).strip()
     click.echo(f"Error: {first_line}", err=True)

@@ -6,6 +6,7 @@ inside the commands, and ``play`` never imports torch at all.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ import click
 
 from ..errors import GameadaptError
 from ..host.registry import get_registry
+from ..limits import MAX_EPISODES, MAX_INNER_STEPS
+from ..locks import lock_output
 from ..ship.formats import (
     ACTION_MODES,
     DEFAULT_OPSET,
@@ -22,24 +25,23 @@ from ..ship.formats import (
     MIN_OPSET,
     QUANTIZE_TYPES,
 )
-from .options import with_variant_options
+from .options import SEED, InputPath, OutputPath, with_variant_options
 
 if TYPE_CHECKING:
     from ..ship.export import ExportResult
 
 
 @click.command("adapt")
-@click.argument("source", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("source", metavar="RUN", type=InputPath(file_okay=False, path_type=Path))
 @with_variant_options
-@click.option("--episodes", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=20, show_default=True,
               help="Episodes of the target variant to adapt on (K).")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--steps", type=click.IntRange(1, MAX_INNER_STEPS),
               help="Inner adaptation steps (default: the run's inner_steps).")
-@click.option("--eval-episodes", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Fresh episodes that measure the return before and after.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
+@click.option("--eval-episodes", type=click.IntRange(1, MAX_EPISODES), default=20,
+              show_default=True, help="Fresh episodes that measure the return before and after.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("-o", "--out", "out_dir", required=True, type=OutputPath(folder=True),
               help="Folder to write the adapted policy to (must not exist).")
 def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path | None,
                   episodes: int, steps: int | None, eval_episodes: int, seed: int,
@@ -53,14 +55,15 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
         raise GameadaptError("give the target variant with --variant KEY=VALUE or --variant-file")
     if out_dir.exists():
         raise GameadaptError(f"{out_dir} already exists; adapt never overwrites, choose another -o")
-    loaded = load_policy_source(source)
-    check_adaptable(loaded)
-    space = loaded.spec.variant_space
-    base = space.load_file(variant_file) if variant_file is not None else loaded.variant
-    variant = space.parse_assignments(assignments, base)
-    click.echo(f"adapting {source} to {variant} ({episodes} episodes) ...", err=True)
-    result = adapt_policy(loaded, variant, out_dir, episodes=episodes, steps=steps, seed=seed,
-                          eval_episodes=eval_episodes)
+    with lock_output(out_dir, "gameadapt adapt"):  # one adapt at a time writes OUT
+        loaded = load_policy_source(source)
+        check_adaptable(loaded)
+        space = loaded.spec.variant_space
+        base = space.load_file(variant_file) if variant_file is not None else loaded.variant
+        variant = space.parse_assignments(assignments, base)
+        click.echo(f"adapting {source} to {variant} ({episodes} episodes) ...", err=True)
+        result = adapt_policy(loaded, variant, out_dir, episodes=episodes, steps=steps,
+                              seed=seed, eval_episodes=eval_episodes)
     steps_done = result.provenance["adapted"]["steps"]
     click.echo(f"mean return on this variant ({eval_episodes} fresh episodes each):")
     for mode in ("sampled", "greedy"):
@@ -77,11 +80,11 @@ def adapt_command(source: Path, assignments: tuple[str, ...], variant_file: Path
 
 @click.command("play")
 @click.argument("policy_dir", metavar="POLICY_DIR",
-                type=click.Path(file_okay=False, path_type=Path))
+                type=InputPath(file_okay=False, path_type=Path))
 @click.option("--game", help="Game to play (default: the policy's); must match the policy.")
 @with_variant_options
-@click.option("--episodes", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=5, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Episode i is reset with seed SEED + i.")
 @click.option("--render", is_flag=True, help="Print every frame as text.")
 @click.option("--sample", is_flag=True,
@@ -112,8 +115,8 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
 
 
 @click.command("export")
-@click.argument("source", metavar="RUN|ADAPTED", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("source", metavar="RUN|ADAPTED", type=InputPath(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=OutputPath(folder=True),
               help="Output folder (default exports/GAME-NAME, NAME the run or adapted folder).")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET,
               show_default=True, help="ONNX opset to target (Unity Sentis reads up to 15).")
@@ -136,11 +139,13 @@ def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str
                    force: bool) -> None:
     """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
     # torch loads here, when the command runs: gameadapt --help stays torch-free
-    from ..ship.export import export_policy
+    from ..ship.export import export_lock, export_policy
 
-    result = export_policy(source, out_dir, opset=opset, quantize=quantize,
-                           with_adapter=with_adapter, force=force, action=action,
-                           latent=latent, log=lambda message: click.echo(message, err=True))
+    # -o known: own it before the source loads (export_policy takes the same lock again)
+    with export_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
+        result = export_policy(source, out_dir, opset=opset, quantize=quantize,
+                               with_adapter=with_adapter, force=force, action=action,
+                               latent=latent, log=lambda message: click.echo(message, err=True))
     click.echo(format_result(result))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 from pathlib import Path
@@ -11,37 +12,51 @@ import click
 
 from ..errors import GameadaptError
 from ..host.registry import get_registry
+from ..limits import (
+    MAX_BUDGET,
+    MAX_EPISODES,
+    MAX_INNER_STEPS,
+    MAX_ITERATIONS,
+    MAX_TASKS,
+    MAX_TRIALS,
+)
 from ..train.stopping import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
 from ..variants import SPLITS, as_split
-from .options import echo_json, int_list, json_option
+from .options import SEED, InputPath, OutputPath, echo_json, int_list, json_option, memory_option
 from .progress import TrainProgress
 
 
 @click.command("train")
 @click.argument("game", required=False)
 @click.option("--algo", "algorithm", help="Algorithm id (default maml).")
-@click.option("--iterations", type=int, help="Meta-iterations to reach (default 100).")
-@click.option("--meta-batch", type=int, help="Variants (tasks) per meta-iteration (default 20).")
-@click.option("--envs-per-task", type=int, help="Episodes per task and round (default 20).")
-@click.option("--inner-steps", type=int, help="Inner adaptation steps (default 1).")
+@click.option("--iterations", type=click.IntRange(max=MAX_ITERATIONS),
+              help="Meta-iterations to reach (default 100).")
+@click.option("--meta-batch", type=int,
+              help="Variants (tasks) per meta-iteration (default 20; bounded by memory).")
+@click.option("--envs-per-task", type=int,
+              help="Episodes per task and round (default 20; bounded by memory).")
+@click.option("--inner-steps", type=click.IntRange(max=MAX_INNER_STEPS),
+              help="Inner adaptation steps (default 1).")
 @click.option("--inner-lr", type=float, help="Inner learning rate (default 0.1).")
 @click.option("--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
               help="Any other algorithm option, e.g. -o outer_lr=3e-4 (repeatable).")
 @click.option("--device", help="auto (CUDA if present), cpu or cuda.")
-@click.option("--seed", type=int, help="Seed of everything random (default 0).")
+@click.option("--seed", type=SEED, help="Seed of everything random (default 0).")
 @click.option("--variant-split", type=click.Choice(SPLITS), help="Split to train on (train).")
-@click.option("--checkpoint-every", type=int, help="Checkpoint every N iterations (default 5).")
+@click.option("--checkpoint-every", type=click.IntRange(max=MAX_ITERATIONS),
+              help="Checkpoint every N iterations (default 5).")
 @click.option("--share-policy", is_flag=True, default=None,
               help="Multi-agent games: one policy drives every agent (parameter sharing).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--run-dir", type=OutputPath(folder=True),
               help="Run folder (default runs/GAME-ALGO-seedS).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_file", type=InputPath(dir_okay=False, path_type=Path),
               help="TOML file with these settings; flags override it.")
-@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--resume", type=InputPath(file_okay=False, path_type=Path),
               help="Continue the run in this folder from its last checkpoint.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
               help="Stop at the first iteration boundary after this many minutes, with a "
                    "checkpoint (continue later with --resume).")
+@memory_option
 def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
                   config_file: Path | None, extra_options: tuple[str, ...],
                   max_minutes: float | None, **flags: Any) -> None:
@@ -50,23 +65,35 @@ def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
     Ctrl-C stops at the end of the running iteration and saves it (exit code 130); a second
     Ctrl-C stops at once, keeping the last checkpoint.
     """
-    if resume is not None:
-        session, run = _resumed_session(resume, game, config_file, extra_options, flags)
-    else:
-        session, run = _new_session(game, run_dir, config_file, extra_options, flags)
-    session = train_with_progress(session, run, max_minutes=max_minutes)
+    if resume is not None and run_dir is not None and \
+            Path(run_dir).resolve() != Path(resume).resolve():
+        raise GameadaptError(f"--resume {resume} continues the run in its own folder; drop "
+                             f"--run-dir {run_dir} (or give the same folder)")
+    with contextlib.ExitStack() as owned:  # the run folder's lock, held until the end
+        if resume is not None:
+            session, run = _resumed_session(resume, game, config_file, extra_options, flags,
+                                            owned)
+        else:
+            session, run = _new_session(game, run_dir, config_file, extra_options, flags, owned)
+        session = train_with_progress(session, run, max_minutes=max_minutes)
     _report(session, run, max_minutes)
 
 
 def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
-                     extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
-    """The session of a run to continue; only ``--iterations`` and ``--device`` may change."""
+                     extra_options: tuple[str, ...], flags: dict[str, Any],
+                     owned: contextlib.ExitStack) -> tuple[Any, Any]:
+    """The session of a run to continue; only ``--iterations`` and ``--device`` may change.
+
+    The run's lock is entered on ``owned`` before anything is read; ``config.json`` is
+    rewritten only once the checkpoint has loaded and the new settings fit it.
+    """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.runs import RunDir
-    from ..train.session import load_session, make_config
+    from ..train.session import load_session, make_config, run_train_config
 
     run = RunDir(resume)
-    saved = run.read_config()["train"]
+    owned.enter_context(run.locked())
+    saved = run_train_config(run).to_json()
     if game is not None and game != saved["game"]:
         raise GameadaptError(f"{resume} is a run of {saved['game']!r}, not {game!r}")
     allowed = {"iterations", "device"}
@@ -77,14 +104,24 @@ def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
     overrides = {k: flags[k] for k in allowed if flags[k] is not None}
     config = make_config({**saved, **overrides})
     session = load_session(run, config)
+    if config.iterations < session.iteration:
+        raise GameadaptError(f"--iterations {config.iterations} is below the "
+                             f"{session.iteration} iterations {resume} has completed; give "
+                             f"--iterations {session.iteration} or more")
+    run.read_metrics()  # a corrupt metrics.jsonl is refused before anything is written
     if overrides:
         run.write_config({**run.read_config(), "train": config.to_json()})
     return session, run
 
 
 def _new_session(game: str | None, run_dir: Path | None, config_file: Path | None,
-                 extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
-    """A new run from a config file, flags and ``-o`` options (flags win over the file)."""
+                 extra_options: tuple[str, ...], flags: dict[str, Any],
+                 owned: contextlib.ExitStack) -> tuple[Any, Any]:
+    """A new run from a config file, flags and ``-o`` options (flags win over the file).
+
+    The run folder is made and locked (on ``owned``) before its files are written; if the
+    start fails, a folder it made is removed again.
+    """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.runs import RunDir
     from ..train.session import load_config_file, make_config, start_run
@@ -108,6 +145,7 @@ def _new_session(game: str | None, run_dir: Path | None, config_file: Path | Non
     values["options"] = options
     config = make_config(values)
     run = RunDir(run_dir or Path("runs") / f"{config.game}-{config.algorithm}-seed{config.seed}")
+    owned.enter_context(run.locked(create=True))
     return start_run(config, run), run
 
 
@@ -165,31 +203,33 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
 
 
 @click.command("evaluate")
-@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_path", metavar="RUN", type=InputPath(file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
-@click.option("--tasks", type=int, default=40, show_default=True, help="Variants per seed.")
-@click.option("--episodes", type=int, default=20, show_default=True,
+@click.option("--tasks", type=click.IntRange(max=MAX_TASKS), default=40, show_default=True,
+              help="Variants per seed.")
+@click.option("--episodes", type=click.IntRange(max=MAX_EPISODES), default=20, show_default=True,
               help="Episodes per variant, before and after adaptation.")
 @click.option("--steps", default="0,1,3", show_default=True,
               help="Inner step counts of the gradient methods' per-step columns.")
 @click.option("--budgets", default="0,1,2,5,20", show_default=True,
               help="Episodes of experience n on the experience axis (the return of episode "
                    "n+1 is measured); the run's episodes per task is always added.")
-@click.option("--trials", type=int, default=5, show_default=True,
+@click.option("--trials", type=click.IntRange(max=MAX_TRIALS), default=5, show_default=True,
               help="Independent trials per variant on the experience axis.")
 @click.option("--compare", "compare", multiple=True,
-              type=click.Path(file_okay=False, path_type=Path), metavar="RUN",
+              type=InputPath(file_okay=False, path_type=Path), metavar="RUN",
               help="Another run of the same game to evaluate beside this one (repeatable), "
                    "e.g. an rl2 run against a maml run.")
 @click.option("--baselines", default="pretrain,scratch", show_default=True,
               help="Comma-separated baselines given the same data ('' for none).")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Evaluation seeds.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", type=OutputPath(folder=False, suffix=".png"),
               help="Also save a PNG: return vs adaptation steps.")
 @click.option("--variant", "-v", "fixed", multiple=True, metavar="KEY=VALUE",
               help="Fix a parameter in every evaluated variant (repeatable), e.g. "
                    "-v rules.opponent=mirroring.")
 @json_option
+@memory_option
 def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, steps: str,
                      budgets: str, trials: int, compare: tuple[Path, ...], baselines: str,
                      seeds: str, plot: Path | None, fixed: tuple[str, ...],
@@ -201,25 +241,32 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
     """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.evaluate import EvalSettings, evaluate_run
+    from ..train.memory import check_evaluation_resources
     from ..train.report import format_results, plot_results, require_pyplot
     from ..train.runs import RunDir
+    from ..train.session import check_run_providers, run_train_config
     from ..train.tuning import tune_process
 
     if plot is not None:
         require_pyplot()
-    settings = EvalSettings(as_split(split), tasks, episodes, int_list(steps, "steps"),
+    settings = EvalSettings(as_split(split), tasks, episodes,
+                            int_list(steps, "steps", None, MAX_INNER_STEPS),
                             int_list(seeds, "seeds"), tuple(fixed),
-                            int_list(budgets, "budgets"), trials)
+                            int_list(budgets, "budgets", None, MAX_BUDGET), trials)
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     for name in names:
         get_registry().algorithm(name)
+    run = RunDir(run_path)
+    config = run_train_config(run)
+    check_run_providers(run, config)  # a missing plugin is named before its game is looked up
+    check_evaluation_resources(config, settings)
 
     def train_baseline(session: Any, baseline_run: Any, reason: str) -> Any:
         why = (f"the {session.config.algorithm} baseline is trained with the run's settings on "
                f"the same variants, for comparison; {reason}")
         return train_with_progress(session, baseline_run, why)
 
-    tune_process(RunDir(run_path).read_config()["train"].get("device", "auto"))
+    tune_process(config.device)
     result = evaluate_run(run_path, settings, names,
                           progress=lambda m: click.echo(f"evaluating {m} ...", err=True),
                           train_baseline=train_baseline, compare=compare)
@@ -234,14 +281,15 @@ def evaluate_command(run_path: Path, split: str, tasks: int, episodes: int, step
 
 
 @click.command("latents")
-@click.argument("run_path", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.argument("run_path", metavar="RUN", type=InputPath(file_okay=False, path_type=Path))
+@click.option("--plot", type=OutputPath(folder=False, suffix=".png"), required=True,
               help="The PNG to write.")
-@click.option("--tasks", type=int, default=120, show_default=True, help="Variants to place.")
-@click.option("--episodes", type=int, default=1, show_default=True,
+@click.option("--tasks", type=click.IntRange(max=MAX_TASKS), default=120, show_default=True,
+              help="Variants to place.")
+@click.option("--episodes", type=click.IntRange(max=MAX_EPISODES), default=1, show_default=True,
               help="Episodes on each variant before its posterior is read.")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--color", metavar="PART.PARAM",
               help="Colour by this variant parameter (default: the game's task label).")
 @json_option

@@ -2,6 +2,12 @@
 
 Plugins mark implementations with ``gameadapt.hookimpl`` and are found through the
 ``gameadapt`` entry-point group (third parties) or ``registry.DEFAULT_PLUGINS`` (built-ins).
+
+Every spec passed to ``register`` is checked at once (``registry.check_spec``): its id is 1 to
+100 letters, digits and ``_ . : / -``, starting with a letter or digit (``gridnav``,
+``CartPole-v1``, ``ALE/Pong-v5``), and its callables (``make_env``, ``make``, and any optional
+one given) are callable; otherwise the plugin is reported broken. A command may not replace
+an existing one (the existing one is kept, with a warning).
 """
 
 from __future__ import annotations

@@ -28,25 +28,36 @@ the full traceback of every failing plugin is printed to stderr when the plugins
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
 import os
 import re
+import signal
 import sys
 import sysconfig
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from .. import PROJECT_NAME, __version__
 from ..algorithm import AlgorithmSpec
-from ..errors import PluginError, UnknownIdError, debug_enabled, exception_line, note, warn
+from ..errors import (
+    GameadaptError,
+    PluginError,
+    UnknownIdError,
+    debug_enabled,
+    exception_line,
+    note,
+    warn,
+)
 from ..game import GameSpec
 from . import hookspecs
 
@@ -72,6 +83,11 @@ KINDS = ("game", "algorithm")
 HOOK_OF_KIND = {"game": "register_games", "algorithm": "register_algorithms"}
 SPEC_OF_KIND: dict[str, type] = {"game": GameSpec, "algorithm": AlgorithmSpec}
 NEAR_MISS_DISTANCE = 2  # names this close to a hook or to the group are reported as typos
+SPEC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")  # gridnav, CartPole-v1, ALE/Pong-v5
+SPEC_ID_RULE = ("1 to 100 letters, digits and _ . : / - , starting with a letter or digit "
+                "(e.g. gridnav, CartPole-v1)")
+GAME_CALLABLES = ("make_env", "make_batched", "make_parallel_env", "opponent", "reference")
+REQUIRED_CALLABLES = {"game": ("make_env",), "algorithm": ("make",)}
 
 
 @dataclass(frozen=True)
@@ -162,10 +178,22 @@ class Registry:
         self.contested: dict[tuple[str, str], list[PluginInfo]] = {}
         self._owner: dict[tuple[str, str], PluginInfo] = {}
         self._claims: list[_Claim] = []
+        self._ctrl_c: CtrlCWatch | None = None
+        self.refused_commands: list[str] = []  # warning lines the CLI prints on every command
 
     # -- loading -------------------------------------------------------------------------
     def load(self, builtins: tuple[str, ...] = DEFAULT_PLUGINS) -> Registry:
-        """Import built-in and allowed third-party plugins, then resolve their ids."""
+        """Import built-in and allowed third-party plugins, then resolve their ids.
+
+        While they load, a SIGINT handler records a real Ctrl-C (:class:`CtrlCWatch`): a
+        ``KeyboardInterrupt`` then stops the host; any other ``BaseException`` a plugin
+        raises only marks that plugin broken.
+        """
+        with CtrlCWatch() as self._ctrl_c:
+            self._load_plugins(builtins)
+        return self
+
+    def _load_plugins(self, builtins: tuple[str, ...]) -> None:
         for module_name in builtins:
             info = PluginInfo(module_name.rsplit(".", 1)[-1], __version__, True, module_name,
                               BUILTIN_DISTRIBUTION)
@@ -183,20 +211,19 @@ class Registry:
             for info in self.plugins.values():
                 if info.traceback:
                     print(f"plugin {info.name}: {info.status}\n{info.traceback}", file=sys.stderr)
-        return self
 
     def _add(self, info: PluginInfo, load_module: Callable[[], Any]) -> None:
         if not self._keep(info):
             return
         try:
             module = load_module()
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must not stop the host
-            self._fail(info, f"import failed: {describe_failure(exc)}", exc)
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin must not stop the host
+            self._isolate(info, f"import failed: {describe_failure(exc)}", exc)
             return
         try:
             self.pm.register(module, name=info.name)
-        except Exception as exc:  # noqa: BLE001
-            self._fail(info, f"registration failed: {exception_line(exc)}", exc)
+        except BaseException as exc:  # noqa: BLE001
+            self._isolate(info, f"registration failed: {exception_line(exc)}", exc)
             return
         info.hooks = sorted(name for name in HOOK_NAMES if self._implements(info.name, name))
         info.problems.extend(self._unmatched_hooks(info.name))
@@ -206,8 +233,8 @@ class Registry:
             hook_name = HOOK_OF_KIND[kind]
             try:
                 self._call(info.name, hook_name, register=_collector(claims, kind, info))
-            except Exception as exc:  # noqa: BLE001
-                self._fail(info, f"{hook_name} raised {describe_failure(exc)}", exc)
+            except BaseException as exc:  # noqa: BLE001
+                self._isolate(info, f"{hook_name} raised {describe_failure(exc)}", exc)
                 self.pm.unregister(name=info.name)
                 return
         twice = _first_repeated([(c.kind, c.spec.id) for c in claims])
@@ -230,6 +257,13 @@ class Registry:
     def _fail(self, info: PluginInfo, message: str, exc: BaseException) -> None:
         info.errors.append(message)
         info.traceback = "".join(traceback.format_exception(exc))
+
+    def _isolate(self, info: PluginInfo, message: str, exc: BaseException) -> None:
+        """Mark the plugin broken, unless ``exc`` is the user's real Ctrl-C (re-raised)."""
+        watch = self._ctrl_c
+        if isinstance(exc, KeyboardInterrupt) and watch is not None and watch.seen:
+            raise exc
+        self._fail(info, message, exc)
 
     def _report_misplaced(self, ep: EntryPoint, group: str) -> None:
         info = _entry_point_info(ep)
@@ -280,7 +314,7 @@ class Registry:
         for claim in self._claims:  # in registration order, so info.games keeps its order
             if id(claim) in winners:
                 table = self.games if claim.kind == "game" else self.algorithms
-                table[claim.spec.id] = claim.spec
+                table[claim.spec.id] = guarded_spec(claim.kind, claim.spec, claim.info)
                 self._owner[(claim.kind, claim.spec.id)] = claim.info
                 (claim.info.games if claim.kind == "game" else claim.info.algorithms).append(
                     claim.spec.id)
@@ -296,13 +330,15 @@ class Registry:
         for info in list(self.plugins.values()):
             if not info.loaded or "register_commands" not in info.hooks:
                 continue
-            before = dict(cli.commands)
+            before = command_tree(cli)
             try:
                 self._call(info.name, "register_commands", cli=cli)
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001
                 cli.commands.clear()
-                cli.commands.update(before)
+                _keep_builtin_commands(before, info, quiet=True)
                 self._fail(info, f"register_commands raised {describe_failure(exc)}", exc)
+                continue
+            self.refused_commands.extend(_keep_builtin_commands(before, info))
 
     # -- lookup --------------------------------------------------------------------------
     def game(self, game_id: str) -> GameSpec:
@@ -478,9 +514,114 @@ def _collector(claims: list[_Claim], kind: str, info: PluginInfo) -> Callable[[A
     def register(spec: Any) -> None:
         if not isinstance(spec, spec_type):
             raise TypeError(f"register() expects a {spec_type.__name__}, got {type(spec).__name__}")
+        check_spec(kind, spec)
         claims.append(_Claim(kind, spec, info))
 
     return register
+
+
+def check_spec(kind: str, spec: Any) -> None:
+    """Raise :class:`PluginError` unless ``spec``'s id has the documented syntax
+    (``SPEC_ID``) and its required callables are callable, its optional ones callable or
+    None."""
+    if not isinstance(spec.id, str) or not SPEC_ID.fullmatch(spec.id):
+        raise PluginError(f"{kind} id {spec.id!r} is invalid: an id is {SPEC_ID_RULE}")
+    if not isinstance(spec.description, str):
+        raise PluginError(f"{kind} {spec.id!r}: description must be a string, not "
+                          f"{type(spec.description).__name__}")
+    optional = GAME_CALLABLES if kind == "game" else ()
+    for name in (*REQUIRED_CALLABLES[kind], *optional):
+        value = getattr(spec, name)
+        if not callable(value) and (name in REQUIRED_CALLABLES[kind] or value is not None):
+            raise PluginError(f"{kind} {spec.id!r}: {name} must be callable, not "
+                              f"{type(value).__name__}")
+
+
+def guarded_spec(kind: str, spec: Any, info: PluginInfo) -> Any:
+    """``spec`` with every callable wrapped so that a failure in the plugin's code is one
+    :class:`PluginError` line naming the plugin and the game or algorithm (a
+    :class:`GameadaptError`, bad input, passes as it is)."""
+    names = GAME_CALLABLES if kind == "game" else REQUIRED_CALLABLES[kind]
+    wrapped = {name: _guarded(getattr(spec, name), f"{kind} {spec.id!r} of plugin "
+                              f"{info.name!r} ({info.distribution}): {name}")
+               for name in names if getattr(spec, name) is not None}
+    return dataclasses.replace(spec, **wrapped)
+
+
+def _guarded(function: Callable[..., Any], where: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (GameadaptError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the plugin raises, name the plugin
+            raise PluginError(f"{where} raised {describe_failure(exc)}") from exc
+
+    return call
+
+
+CommandTree = dict[tuple[str, ...], tuple["click.Group", "click.Command"]]
+
+
+def command_tree(group: click.Group, path: tuple[str, ...] = ()) -> CommandTree:
+    """Every command under ``group`` (subcommands of its groups included), by its path,
+    with the group that holds it; parents come before their subcommands."""
+    tree: CommandTree = {}
+    for name, command in group.commands.items():
+        tree[path + (name,)] = (group, command)
+        subcommands = getattr(command, "commands", None)  # a click.Group (click: annotations only)
+        if isinstance(subcommands, dict):
+            tree.update(command_tree(cast("click.Group", command), path + (name,)))
+    return tree
+
+
+def _keep_builtin_commands(before: CommandTree, info: PluginInfo, quiet: bool = False
+                           ) -> list[str]:
+    """Put back every command (or subcommand, e.g. ``games list``) that ``info``'s
+    ``register_commands`` replaced or removed (its new commands stay); return one warning
+    line for each (none when ``quiet``: the plugin failed and is reported as such)."""
+    lines = []
+    for path, (group, command) in before.items():
+        if group.commands.get(path[-1]) is command:
+            continue
+        group.commands[path[-1]] = command
+        if quiet:
+            continue
+        problem = (f"register_commands tried to replace the command {' '.join(path)!r}; "
+                   f"the existing one is kept")
+        info.problems.append(problem)
+        lines.append(f"plugin {info.name!r}: {problem}")
+    return lines
+
+
+class CtrlCWatch:
+    """A temporary SIGINT handler (main thread only) that records a real Ctrl-C before
+    handing it to the previous handler, so a ``KeyboardInterrupt`` a plugin raises itself
+    can be told from the user's."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> CtrlCWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler if self._previous is None
+                          else self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        if callable(self._previous):
+            self._previous(signum, frame)
+        elif self._previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def _first_repeated(items: list[tuple[str, str]]) -> tuple[str, str] | None:

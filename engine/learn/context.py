@@ -25,9 +25,10 @@ import gymnasium
 import torch
 
 from ..algorithm import AdaptationFamily
+from ..limits import LAYER_SIZES_RULE, check_layer_sizes
 from .context_policy import Z_UPDATES, ContextPolicy, ZUpdate
 from .meta import masked_mean
-from .options import check_options
+from .options import COEF_MAX, check_options, within
 from .ppo import Batch, PPOConfig, TrialLearner, clipped_surrogate
 
 
@@ -45,14 +46,11 @@ class ContextConfig(PPOConfig):
 
     def validate(self) -> None:
         """Raise :class:`~gameadapt.errors.GameadaptError` naming the first invalid value."""
-        def widths(sizes: tuple) -> bool:
-            return len(sizes) >= 1 and all(1 <= int(s) <= 4096 for s in sizes)
-
         check_options(self, [
-            ("latent_size", 1 <= self.latent_size <= 256, "must be from 1 to 256"),
-            ("kl_weight", self.kl_weight >= 0, "must be >= 0"),
-            ("hidden_sizes", widths(self.hidden_sizes), "must list widths from 1 to 4096"),
-            ("encoder_sizes", widths(self.encoder_sizes), "must list widths from 1 to 4096"),
+            within("latent_size", self.latent_size, 1, 256),
+            within("kl_weight", self.kl_weight, 0, COEF_MAX),
+            ("hidden_sizes", check_layer_sizes(self.hidden_sizes), LAYER_SIZES_RULE),
+            ("encoder_sizes", check_layer_sizes(self.encoder_sizes), LAYER_SIZES_RULE),
             ("z_update", self.z_update in Z_UPDATES, f"must be one of {', '.join(Z_UPDATES)}"),
             *self.ppo_checks()])
 

@@ -23,6 +23,7 @@ import torch
 from ..algorithm import AdaptationFamily, GradientAlgorithm, InnerLoop, InnerObjective
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
+from ..limits import LAYER_SIZES_RULE, MAX_INNER_STEPS, check_layer_sizes
 from .meta import (
     INNER_OBJECTIVES,
     OBJECTIVES,
@@ -34,7 +35,14 @@ from .meta import (
     make_task_batch,
     outer_loss,
 )
-from .options import check_options, options_from_mapping
+from .options import (
+    NORM_MAX,
+    check_options,
+    common_checks,
+    learning_rate,
+    options_from_mapping,
+    within,
+)
 from .policy import MLPPolicy, Params, detached, expand_params
 from .rollout import Episodes, learner_returns, sample_episodes
 
@@ -81,23 +89,17 @@ class LearnerConfig:
     def validate(self) -> None:
         """Raise :class:`GameadaptError` naming the first invalid value."""
         checks = [
-            ("inner_lr", self.inner_lr > 0, "must be > 0"),
-            ("inner_steps", self.inner_steps >= 1, "must be >= 1"),
+            learning_rate("inner_lr", self.inner_lr),
+            within("inner_steps", self.inner_steps, 1, MAX_INNER_STEPS),
             ("inner_objective", self.inner_objective in INNER_OBJECTIVES,
              f"must be one of {', '.join(INNER_OBJECTIVES)}"),
-            ("outer_lr", self.outer_lr > 0, "must be > 0"),
-            ("outer_epochs", self.outer_epochs >= 1, "must be >= 1"),
-            ("outer_minibatches", self.outer_minibatches >= 1, "must be >= 1"),
+            learning_rate("outer_lr", self.outer_lr),
             ("outer_objective", self.outer_objective in OBJECTIVES,
              f"must be one of {', '.join(OBJECTIVES)}"),
-            ("clip", 0 < self.clip < 1, "must be in (0, 1)"),
-            ("target_kl", self.target_kl >= 0, "must be >= 0"),
-            ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0"),
-            ("gamma", 0 < self.gamma <= 1, "must be in (0, 1]"),
-            ("gae_lambda", 0 <= self.gae_lambda <= 1, "must be in [0, 1]"),
-            ("baseline_ridge", self.baseline_ridge >= 0, "must be >= 0"),
-            ("hidden_sizes", all(size >= 1 for size in self.hidden_sizes),
-             "must be positive layer widths"),
+            within("target_kl", self.target_kl, 0, NORM_MAX),
+            within("baseline_ridge", self.baseline_ridge, 0, NORM_MAX),
+            ("hidden_sizes", check_layer_sizes(self.hidden_sizes), LAYER_SIZES_RULE),
+            *common_checks(self, "outer_epochs", "outer_minibatches"),
         ]
         check_options(self, checks)
 

@@ -23,7 +23,15 @@ from ..game import BatchedGame
 from ..hashrandom import derive_seed
 from .learner import task_slices
 from .meta import masked_mean
-from .options import Check, check_options, options_from_mapping
+from .options import (
+    COEF_MAX,
+    Check,
+    check_options,
+    common_checks,
+    learning_rate,
+    options_from_mapping,
+    within,
+)
 from .policy import Params
 from .rollout import learner_rows
 from .trials import Trials, TrialPolicy, discounted_trial_returns, sample_trials, trial_advantages
@@ -62,16 +70,10 @@ class PPOConfig:
         """The rules of the shared options (a subclass's ``validate`` adds its own)."""
         return [
             ("trial_episodes", 1 <= self.trial_episodes <= 100, "must be from 1 to 100"),
-            ("lr", self.lr > 0, "must be > 0"),
-            ("epochs", self.epochs >= 1, "must be >= 1"),
-            ("minibatches", self.minibatches >= 1, "must be >= 1"),
-            ("clip", 0 < self.clip < 1, "must be in (0, 1)"),
-            ("gamma", 0 < self.gamma <= 1, "must be in (0, 1]"),
-            ("gae_lambda", 0 <= self.gae_lambda <= 1, "must be in [0, 1]"),
-            ("value_coef", self.value_coef >= 0, "must be >= 0"),
-            ("entropy_coef", self.entropy_coef >= 0, "must be >= 0"),
-            ("max_grad_norm", self.max_grad_norm >= 0, "must be >= 0"),
-            ("init_log_std", True, "must be finite"),
+            learning_rate("lr", self.lr),
+            within("value_coef", self.value_coef, 0, COEF_MAX),
+            within("entropy_coef", self.entropy_coef, 0, COEF_MAX),
+            *common_checks(self, "epochs", "minibatches"),
         ]
 
 

@@ -19,7 +19,8 @@ import gymnasium
 import torch
 
 from ..algorithm import AdaptationFamily
-from .options import check_options
+from ..limits import MAX_LAYER_WIDTH
+from .options import check_options, within
 from .ppo import Batch, PPOConfig, TrialLearner, clipped_surrogate
 from .recurrent import RecurrentPolicy
 
@@ -34,8 +35,8 @@ class RL2Config(PPOConfig):
 
     def validate(self) -> None:
         """Raise :class:`~gameadapt.errors.GameadaptError` naming the first invalid value."""
-        check_options(self, [("hidden_size", 1 <= self.hidden_size <= 4096,
-                              "must be from 1 to 4096"), *self.ppo_checks()])
+        check_options(self, [within("hidden_size", self.hidden_size, 1, MAX_LAYER_WIDTH),
+                             *self.ppo_checks()])
 
 
 class RL2(TrialLearner):

@@ -32,12 +32,18 @@ Neither has an adapter (they adapt as they play) nor an int8 copy (see
 The export is a pipeline, one function a stage: :func:`plan_export` resolves and checks
 everything that can be checked before work starts; :func:`build_graphs` exports the torch
 graphs (:mod:`~gameadapt.ship.onnx_export`); :func:`stage` writes the files into a staging
-folder inside the output folder, which removes itself whatever happens; :func:`verify_staged`
-checks every file (:mod:`~gameadapt.ship.verify`: ``onnx.checker``, ONNX Runtime against
-PyTorch on >= 1000 observations played in the game plus far-out ones, the adapter against
-the engine's inner step, latencies); :func:`publish` renames the files into place with the
-manifest (:mod:`~gameadapt.ship.manifest`) last. A failed export leaves nothing behind and
-loses nothing.
+folder ``PARENT/.NAME.export-*`` beside the output folder, which removes itself whatever
+happens; :func:`verify_staged` checks every file (:mod:`~gameadapt.ship.verify`:
+``onnx.checker``, ONNX Runtime against PyTorch on >= 1000 observations played in the game
+plus far-out ones, the adapter against the engine's inner step, latencies); :func:`publish`
+adds the manifest (:mod:`~gameadapt.ship.manifest`) and the old folder's files that are no
+export files (a game engine's ``.meta`` files), fsyncs them and swaps the whole folder in
+(:func:`~gameadapt.files.replace_folder`). The output folder is locked for the whole export
+(:func:`export_lock`). A failed or killed export leaves the old export or the new one,
+whole; the next export removes what a killed one left.
+
+Fault stages (``GAMEADAPT_FAULT``, see :mod:`gameadapt.files`): ``export:staged``,
+``export:verified``, ``export:aside`` (fallback only), ``export:swapped``.
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +60,17 @@ from typing import Any
 
 from ..algorithm import TRIAL_FAMILIES, gradient_algorithm
 from ..errors import GameadaptError
+from ..files import (
+    fault_point,
+    fsync_tree,
+    remove_aside,
+    replace_folder,
+    staging_folder_beside,
+)
 from ..learn.context_policy import ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
+from ..locks import lock_output
 from . import manifest as manifest_parts
 from . import verify
 from .adapter import WeightSpec, weight_specs, weights_blob
@@ -121,6 +134,11 @@ class ExportPlan:
     latent: str | None = None  # a context export's latent mode: mean or sample
 
     @property
+    def target(self) -> Path:
+        """``out_dir`` with symlinks resolved: the folder that is locked and replaced."""
+        return Path(os.path.realpath(self.out_dir))
+
+    @property
     def sampled(self) -> bool:
         """True if ``policy.onnx`` samples its action from a ``noise`` input."""
         return self.action == "sampled"
@@ -163,11 +181,16 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
     plan = plan_export(source, out_dir, opset=opset, quantize=quantize,
                        with_adapter=with_adapter, force=force, samples=samples, action=action,
                        latent=latent)
-    graphs = build_graphs(plan, log)
-    with staging_folder(plan.out_dir) as folder:
-        staged = stage(plan, graphs, folder)
-        verify_staged(plan, staged, log)
-        written = publish(plan, staged)
+    with export_lock(plan.target):
+        remove_debris(plan.target)
+        _check_destination(plan.target, plan.files, plan.force)
+        graphs = build_graphs(plan, log)
+        with staging_folder(plan.target) as folder:
+            staged = stage(plan, graphs, folder)
+            fault_point("export:staged")
+            verify_staged(plan, staged, log)
+            fault_point("export:verified")
+            written = publish(plan, staged)
     return ExportResult(plan.out_dir, written, {name: plan.out_dir / name for name in plan.files},
                         staged.seconds)
 
@@ -266,21 +289,30 @@ def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
     return graphs
 
 
+def export_lock(out_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Own the output folder for an export (see :func:`~gameadapt.locks.lock_output`)."""
+    return lock_output(out_dir, "gameadapt export")
+
+
+def remove_debris(out_dir: Path) -> None:
+    """Remove what killed exports left (hold :func:`export_lock`): staging folders beside
+    ``out_dir`` and, of the older layout, inside it; an aside copy is restored or removed."""
+    remove_aside(out_dir)
+    leftovers = [*out_dir.parent.glob(f".{out_dir.name}.export-*"),
+                 *(out_dir.glob(".export-*") if out_dir.is_dir() else [])]
+    for folder in leftovers:
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staging_folder(out_dir: Path) -> Iterator[Path]:
-    """A fresh ``.export-*`` folder inside ``out_dir``, removed on the way out, always.
-
-    Output folders created for it are removed again if the export fails.
-    """
-    created = _make_dirs(out_dir)
-    folder = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    """A fresh ``.NAME.export-*`` folder beside ``out_dir``, removed on the way out, always."""
+    folder = staging_folder_beside(out_dir, "export")
     try:
         yield folder
-    except BaseException:
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
-        _remove_empty(created)
-        raise
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def stage(plan: ExportPlan, graphs: dict[str, OnnxGraph], folder: Path) -> Staged:
@@ -350,7 +382,7 @@ def _verify_adapter_files(plan: ExportPlan, staged: Staged, observations: Any) -
 
 
 def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
-    """Write the manifest, move the staged files into place (manifest last); return it."""
+    """Write the manifest, carry the old folder's other files, swap the folder in; return it."""
     exporters = {name: graph.exporter for name, graph in staged.graphs.items()}
     opset = staged.graphs[POLICY_FILE].opset
     written = manifest_parts.manifest(plan.source, plan.policy, opset, plan.action, {
@@ -363,8 +395,23 @@ def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
     }, plan.latent)
     (staged.folder / MANIFEST_FILE).write_text(
         json.dumps(written, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    _move_into_place(staged.folder, plan.out_dir, plan.files, plan.force)
+    _carry_foreign_files(plan.target, staged.folder)
+    fsync_tree(staged.folder)
+    replace_folder(staged.folder, plan.target, fault="export")
     return written
+
+
+def _carry_foreign_files(out_dir: Path, staging: Path) -> None:
+    """Copy what the old ``out_dir`` holds besides export files (and debris) into staging."""
+    if not out_dir.is_dir():
+        return
+    for entry in out_dir.iterdir():
+        if entry.name in ALL_FILES or entry.name.startswith(".export-"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
 
 
 def default_output_dir(source: PolicySource) -> Path:
@@ -422,42 +469,3 @@ def _check_destination(out_dir: Path, names: Sequence[str], force: bool) -> None
     if existing:
         raise GameadaptError(f"{out_dir} already holds {existing[0]}; use --force to replace "
                              f"the export, or choose another -o")
-
-
-def _make_dirs(path: Path) -> list[Path]:
-    """Create ``path`` (and missing parents); return the folders created, deepest last."""
-    missing = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    path.mkdir(parents=True, exist_ok=True)
-    return list(reversed(missing))
-
-
-def _remove_empty(created: list[Path]) -> None:
-    for folder in reversed(created):
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-
-
-def _move_into_place(staging: Path, out_dir: Path, names: Sequence[str], force: bool) -> None:
-    """Move the staged files into place (manifest last); with ``force`` drop stale artifacts."""
-    _check_destination(out_dir, names, force)  # nothing appeared meanwhile
-    for name in names:
-        handle = os.open(staging / name, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-    for name in names:
-        if name != MANIFEST_FILE:
-            os.replace(staging / name, out_dir / name)
-    os.replace(staging / MANIFEST_FILE, out_dir / MANIFEST_FILE)
-    if force:
-        for stale in set(ALL_FILES) - set(names):
-            (out_dir / stale).unlink(missing_ok=True)

@@ -609,38 +609,183 @@ def _floats(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64).astype(np.float32)
 
 
+MAX_MANIFEST_BYTES = 16 * 2**20  # gameadapt.limits.MAX_TEXT_BYTES (this file stands alone)
+MAX_MANIFEST_NESTING = 32  # gameadapt.limits.MAX_NESTING
+BOUND_STRINGS = ("inf", "-inf")  # unbounded space limits, as the manifest writes them
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """The parsed ``policy.json`` of ``folder``, with its format checked."""
+    """The parsed ``policy.json`` of ``folder``: UTF-8 (a BOM accepted), at most
+    :data:`MAX_MANIFEST_BYTES` and :data:`MAX_MANIFEST_NESTING` deep, its format and every
+    field this loader reads checked (:func:`check_manifest`)."""
     path = Path(folder) / MANIFEST
     if not Path(folder).is_dir():
         raise PolicyLoadError(f"{folder} is not a folder")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyLoadError(f"{folder} has no {MANIFEST}; is it an exported policy?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyLoadError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    manifest = _parse_manifest(folder, path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise PolicyLoadError(f"{path} has format {found!r}; this loader reads {FORMAT!r}")
     for key in ("observation_space", "action_space", "files"):
         if not isinstance(manifest.get(key), dict):
             raise PolicyLoadError(f"{path} lacks {key!r}")
+    check_manifest(manifest, path)
     return manifest
 
 
+def _parse_manifest(folder: Path, path: Path) -> Any:
+    """The JSON value of ``policy.json``, bounded in size and nesting."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise PolicyLoadError(f"{folder} has no {MANIFEST}; is it an exported policy?") from None
+    except OSError as exc:
+        raise PolicyLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise PolicyLoadError(f"{path} is larger than the limit of {MAX_MANIFEST_BYTES} bytes")
+    try:
+        value = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise PolicyLoadError(f"{path} is not UTF-8 text (save it as UTF-8)") from None
+    except RecursionError:
+        raise _too_deep(path) from None
+    except json.JSONDecodeError as exc:
+        raise PolicyLoadError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth >= MAX_MANIFEST_NESTING:  # as gameadapt.textfiles.check_nesting counts
+            raise _too_deep(path)
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict)
+                                                      else item))
+    return value
+
+
+def _too_deep(path: Path) -> PolicyLoadError:
+    return PolicyLoadError(f"{path} is nested deeper than the limit of {MAX_MANIFEST_NESTING} "
+                           f"levels")
+
+
+def _field_error(path: Path, field: str, rule: str, value: Any) -> PolicyLoadError:
+    shown = repr(value)
+    return PolicyLoadError(f"{path}: {field} must be {rule}, got "
+                           f"{shown if len(shown) <= 60 else shown[:57] + '...'}")
+
+
+def _integer(path: Path, field: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _field_error(path, field, f"an integer >= {low}", value)
+    return value
+
+
+def _shape(path: Path, field: str, value: Any) -> int:
+    """A list of sizes >= 1; returns their product."""
+    if not isinstance(value, list):
+        raise _field_error(path, field, "a list of integers >= 1", value)
+    return int(np.prod([_integer(path, f"{field}[{i}]", v, 1) for i, v in enumerate(value)]))
+
+
+def _numbers(path: Path, field: str, value: Any, count: int) -> None:
+    """``count`` numbers (or "inf" / "-inf"), possibly nested as the space's shape."""
+    flat = np.asarray(value, dtype=object).reshape(-1) if isinstance(value, list) else None
+    if flat is None or len(flat) != count or not all(
+            v in BOUND_STRINGS or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in flat.tolist()):
+        raise _field_error(path, field, f"a list of {count} numbers (or \"inf\", \"-inf\")",
+                           value)
+
+
+def _optional_object(path: Path, manifest: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = manifest.get(key)
+    if value is not None and not isinstance(value, Mapping):
+        raise _field_error(path, key, "an object (or null)", value)
+    return value or {}
+
+
+def check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
+    """Every field the loader reads, with its type (one line naming the first bad one)."""
+    _shape(path, "observation_space.shape", manifest["observation_space"].get("shape"))
+    action_dim = _check_action_space(path, manifest["action_space"])
+    scaling = _optional_object(path, manifest, "action_scaling")
+    for key in ("center", "scale", "low", "high"):
+        if key in scaling:
+            _numbers(path, f"action_scaling.{key}", scaling[key], action_dim)
+    _check_weights(path, manifest.get("weights"))
+    adapter = _optional_object(path, manifest, "adapter")
+    if "inner_lr" in adapter and (isinstance(adapter["inner_lr"], bool)
+                                  or not isinstance(adapter["inner_lr"], (int, float))):
+        raise _field_error(path, "adapter.inner_lr", "a number", adapter["inner_lr"])
+    recurrent = _optional_object(path, manifest, "recurrent")
+    if "state_size" in recurrent:
+        _integer(path, "recurrent.state_size", recurrent["state_size"], 1)
+    context = _optional_object(path, manifest, "context")
+    if "latent_size" in context:
+        _integer(path, "context.latent_size", context["latent_size"], 1)
+    if context.get("latent_mode", "mean") not in ("mean", "sample"):
+        raise _field_error(path, "context.latent_mode", "'mean' or 'sample'",
+                           context["latent_mode"])
+    _optional_object(path, manifest, "variant")
+
+
+def _check_action_space(path: Path, space: Mapping[str, Any]) -> int:
+    """The action space's fields; returns the action dimensions (1 for discrete)."""
+    if space.get("type") == "discrete":
+        _integer(path, "action_space.n", space.get("n"), 1)
+        if "start" in space and (isinstance(space["start"], bool)
+                                 or not isinstance(space["start"], int)):
+            raise _field_error(path, "action_space.start", "an integer", space["start"])
+        return 1
+    if space.get("type") != "box":
+        raise _field_error(path, "action_space.type", "'discrete' or 'box'", space.get("type"))
+    count = _shape(path, "action_space.shape", space.get("shape"))
+    for key in ("low", "high"):
+        _numbers(path, f"action_space.{key}", space.get(key), count)
+    return count
+
+
+def _check_weights(path: Path, weights: Any) -> None:
+    """``weights``: null or a list of entries as ``WeightSpec.to_json`` writes them."""
+    if weights is None:
+        return
+    if not isinstance(weights, list):
+        raise _field_error(path, "weights", "a list (or null)", weights)
+    for index, spec in enumerate(weights):
+        field = f"weights[{index}]"
+        if not isinstance(spec, Mapping):
+            raise _field_error(path, field, "an object", spec)
+        for key in ("name", "input_name"):
+            if not isinstance(spec.get(key), str) or not spec[key]:
+                raise _field_error(path, f"{field}.{key}", "a non-empty string", spec.get(key))
+        size = _shape(path, f"{field}.shape", spec.get("shape"))
+        _integer(path, f"{field}.offset_bytes", spec.get("offset_bytes"), 0)
+        if _integer(path, f"{field}.count", spec.get("count"), 0) != size:
+            raise _field_error(path, f"{field}.count", f"the shape's size {size}",
+                               spec["count"])
+
+
 def _verify_file(folder: Path, name: str, entry: Any) -> None:
+    where = folder / MANIFEST
     if not isinstance(entry, Mapping) or "sha256" not in entry:
-        raise PolicyLoadError(f"{folder / MANIFEST}: entry of {name!r} in 'files' has no sha256")
+        raise PolicyLoadError(f"{where}: entry of {name!r} in 'files' has no sha256")
+    sha = entry["sha256"]
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF"
+                                                         for c in sha):
+        raise _field_error(where, f"files.{name}.sha256", "64 hex digits", sha)
+    if not isinstance(entry.get("path", name), str):
+        raise _field_error(where, f"files.{name}.path", "a string", entry["path"])
+    if "bytes" in entry:
+        _integer(where, f"files.{name}.bytes", entry["bytes"], 0)
     relative = Path(str(entry.get("path", name)))
     if relative.is_absolute() or ".." in relative.parts:
-        raise PolicyLoadError(f"{folder / MANIFEST}: path of {name!r} leaves the folder")
+        raise PolicyLoadError(f"{where}: path of {name!r} leaves the folder")
     path = folder / relative
     if not path.is_file():
         raise PolicyLoadError(f"{path} is missing (listed in {MANIFEST})")
     if "bytes" in entry and path.stat().st_size != int(entry["bytes"]):
         raise PolicyLoadError(f"{path} has {path.stat().st_size} bytes, {MANIFEST} says "
                               f"{entry['bytes']}: the file was changed or truncated")
-    if sha256_of(path) != str(entry["sha256"]).lower():
+    if sha256_of(path) != sha.lower():
         raise PolicyLoadError(f"{path} does not match its sha256 in {MANIFEST}: "
                               f"the file was changed or corrupted")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GameadaptError
+from ..files import restore_aside
 from ..game import GameSpec, as_text, frame, space_to_json
 from ..multiagent import ControlledAgentEnv
 from ..variants import Variant
@@ -63,7 +64,9 @@ class Episode:
 
 
 def load_policy(folder: Any) -> OnnxPolicy:
-    """:meth:`OnnxPolicy.load` with its errors as :class:`GameadaptError`."""
+    """:meth:`OnnxPolicy.load` with its errors as :class:`GameadaptError`; an export whose
+    replacement was killed midway gets its aside copy back first (:func:`restore_aside`)."""
+    restore_aside(folder)
     try:
         return OnnxPolicy.load(folder)
     except PolicyLoadError as exc:

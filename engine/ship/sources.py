@@ -12,6 +12,8 @@ the policy's state and its provenance) and ``adapted.json`` (the same provenance
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +21,30 @@ from typing import Any
 import torch
 
 from ..errors import GameadaptError, exception_line
-from ..files import atomic_write_json
+from ..files import (
+    atomic_write_json,
+    fault_point,
+    fsync_tree,
+    restore_aside,
+    staging_folder_beside,
+)
 from ..game import GameSpec
 from ..host.registry import get_registry
 from ..learn.context_policy import Z_UPDATES, ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
+from ..locks import lock_output
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.runs import RunDir
-from ..train.session import Session, build_session, current_providers, load_session, make_config
+from ..train.session import (
+    Session,
+    build_session,
+    current_providers,
+    load_session,
+    make_config,
+    recorded_options,
+    run_train_config,
+)
 from ..variants import Variant
 
 ShippedPolicy = MLPPolicy | RecurrentPolicy | ContextPolicy  # the classes algorithms make
@@ -89,12 +106,13 @@ def is_adapted(path: Path) -> bool:
 def load_policy_source(path: Path) -> PolicySource:
     """Load a run folder or an adapted-policy folder (one-line errors for anything else)."""
     path = Path(path)
+    restore_aside(path)  # a replacement of it killed midway: the old copy back
     if is_adapted(path):
         return _load_adapted(path)
     run = RunDir(path)
     if not run.config_path.is_file():
         raise GameadaptError(f"{path} is neither a training run nor an adapted policy")
-    config = dataclasses.replace(make_config(run.read_config()["train"]), device="cpu")
+    config = dataclasses.replace(run_train_config(run), device="cpu")
     if not run.checkpoint_path.is_file():
         raise GameadaptError(f"run {path} has no checkpoint yet")
     session = load_session(run, config)
@@ -121,16 +139,41 @@ def _pin_z_update(session: Session, saved: dict[str, Any]) -> None:
 
 def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, torch.Tensor],
                  variant: Variant, provenance: dict[str, Any]) -> None:
-    """Write an adapted policy folder; refuses to overwrite an existing one."""
+    """Write an adapted policy folder; refuses to overwrite an existing one.
+
+    The folder is written whole in ``PARENT/.NAME.adapt-*`` and renamed into place, with
+    ``out_dir`` locked (:func:`~gameadapt.locks.lock_output`): a killed adapt leaves no
+    half folder, and the next one removes its staging folder. Fault stage
+    ``adapt:staged``: before the rename.
+    """
     out_dir = Path(out_dir)
-    if (out_dir / ADAPTED_CHECKPOINT).exists():
-        raise GameadaptError(f"{out_dir} already holds an adapted policy; choose another -o")
+    with lock_output(out_dir, "gameadapt adapt"):
+        for leftover in out_dir.parent.glob(f".{out_dir.name}.adapt-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if (out_dir / ADAPTED_CHECKPOINT).exists() or (out_dir.exists() and (
+                not out_dir.is_dir() or any(out_dir.iterdir()))):
+            raise GameadaptError(f"{out_dir} already exists; adapt never overwrites, choose "
+                                 f"another -o")
+        staging = staging_folder_beside(out_dir, "adapt")
+        try:
+            _write_adapted(staging, source, policy_state, variant, provenance)
+            fsync_tree(staging)
+            fault_point("adapt:staged")
+            os.rename(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, torch.Tensor],
+                   variant: Variant, provenance: dict[str, Any]) -> None:
+    """``adapted.pt`` and ``adapted.json`` into ``out_dir``."""
     config = source.session.config
     payload = {
         "kind": "adapted",
         "game": source.spec.id,
         "algorithm": config.algorithm,
         "train": dataclasses.asdict(config),
+        "algorithm_config": source.session.algorithm.options(),
         "policy": {k: v.detach().cpu() for k, v in policy_state.items()},
         "variant": variant,
         "provenance": provenance,
@@ -145,12 +188,13 @@ def save_adapted(out_dir: Path, source: PolicySource, policy_state: dict[str, to
 def _load_adapted(path: Path) -> PolicySource:
     payload = load_checkpoint(path / ADAPTED_CHECKPOINT, expect={"kind": "adapted"})
     registry = get_registry()
-    config = dataclasses.replace(make_config(payload["train"]), device="cpu")
+    config = dataclasses.replace(make_config(payload["train"], f"{path / ADAPTED_CHECKPOINT}",
+                                             "train."), device="cpu")
     registry.check_providers(payload.get("providers"), {"game": config.game,
                                                         "algorithm": config.algorithm},
                              f"adapted policy {path}")
     spec = registry.game(payload["game"])
-    session = build_session(config)
+    session = build_session(config, recorded_options(payload, config))
     try:
         session.policy.load_state_dict(payload["policy"])
     except RuntimeError as exc:

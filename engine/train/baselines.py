@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GameadaptError
+from ..files import remove_aside, replace_folder
 from ..host.registry import get_registry
+from ..locks import lock_output
 from .runs import RunDir
 from .session import Session, TrainConfig, build_session, load_session, start_run
 from .stopping import EXIT_INTERRUPTED
@@ -59,7 +61,17 @@ def method_session(run: RunDir, method: str, train_baseline: TrainBaseline | Non
     if not session.algorithm.trains:
         return session
     baseline_run = RunDir(run.path / BASELINES_DIR / method)
-    record = {"baseline_of": {"run": str(run.path), "run_iterations": completed}}
+    with lock_output(baseline_run.path, "gameadapt evaluate"):
+        remove_aside(baseline_run.path)  # a replacement killed midway: the old copy back
+        return _baseline_session(config, completed, baseline_run,
+                                 {"baseline_of": {"run": str(run.path),
+                                                  "run_iterations": completed}},
+                                 train_baseline)
+
+
+def _baseline_session(config: TrainConfig, completed: int, baseline_run: RunDir,
+                      record: dict[str, Any], train_baseline: TrainBaseline) -> Session:
+    """Reuse, train on or retrain the baseline in ``baseline_run`` (its lock held)."""
     if baseline_run.checkpoint_path.exists():
         session = load_session(baseline_run, config)
         if session.iteration == completed:
@@ -78,11 +90,14 @@ def method_session(run: RunDir, method: str, train_baseline: TrainBaseline | Non
 
 
 def _baseline_options(run_session: Session, method: str) -> dict[str, Any]:
-    """The run's algorithm options when ``method`` is of the same family (e.g. pretrain
-    beside maml: the same inner and outer settings), else ``method``'s defaults."""
+    """The run's resolved algorithm options that ``method`` also has when it is of the same
+    family (e.g. pretrain beside maml: the same inner and outer settings), else ``method``'s
+    defaults."""
     probe = get_registry().algorithm(method).make({})
-    same = probe.family == run_session.algorithm.family
-    return dict(run_session.config.options) if same else {}
+    if probe.family != run_session.algorithm.family:
+        return {}
+    known = probe.options()
+    return {k: v for k, v in run_session.algorithm.options().items() if k in known}
 
 
 def _train_fresh_baseline(config: TrainConfig, baseline_run: RunDir, record: dict[str, Any],
@@ -90,7 +105,7 @@ def _train_fresh_baseline(config: TrainConfig, baseline_run: RunDir, record: dic
     """Train a baseline from scratch beside any old one, then put it in the old one's place.
 
     The new one is trained in ``.ALGO.new`` next to it; an interrupted training there is
-    continued by the next call.
+    continued by the next call. The swap never loses the old one (:func:`replace_folder`).
     """
     staging = RunDir(baseline_run.path.with_name(f".{baseline_run.path.name}.new"))
     session = None
@@ -104,10 +119,5 @@ def _train_fresh_baseline(config: TrainConfig, baseline_run: RunDir, record: dic
     session = train_baseline(session, staging, reason)
     if session.stopped is not None:
         return session  # interrupted: the caller stops; the staging folder is retrained next time
-    old = baseline_run.path.with_name(f".{baseline_run.path.name}.old")
-    if baseline_run.path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        baseline_run.path.rename(old)
-    staging.path.rename(baseline_run.path)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging.path, baseline_run.path, fault="baseline")
     return session

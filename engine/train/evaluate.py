@@ -37,16 +37,16 @@ from ..learn.learner import evaluate_adaptation
 from ..learn.policy import MLPPolicy
 from ..learn.trials import LATENT_MODES, LatentMode
 from ..learn.vector import make_batched_game
+from ..limits import MAX_BUDGET
 from ..variants import SPLITS, Split, Variant
 from .experience import (ACTION_MODES, FINETUNE_LRS, ActionMode, Curve, choose_finetune_lr,
                          experience_curve)
 from .baselines import BaselineInterrupted, TrainBaseline, method_session
 from .runs import RunDir, RunError
-from .session import Session, check_run_providers, load_session
+from .session import Session, check_run_providers, load_session, run_train_config
 from .spacecheck import check_game_views
 from .upper_bound import reference_returns
 
-MAX_BUDGET = 1000
 FINETUNE_TASKS = 20  # training variants the baselines' fine-tuning rate is chosen on
 FINETUNE_SEED = 7919  # their seed, derived from the run's
 
@@ -224,8 +224,10 @@ def evaluate_run(run_path: Path, settings: EvalSettings, baselines: Sequence[str
 
 
 def _checked_run(run: RunDir) -> dict[str, Any]:
-    """The run's config, once it has a checkpoint and its providers are still there."""
+    """The run's config (every field checked), once it has a checkpoint and its providers
+    are still there."""
     config = run.read_config()
+    run_train_config(run)
     if not run.checkpoint_path.is_file():
         raise RunError(f"run {run.path} has no checkpoint yet; train it first (or continue it "
                        f"with gameadapt train --resume {run.path})")

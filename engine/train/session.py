@@ -11,8 +11,8 @@ left as it was.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,62 @@ from ..game import GameSpec
 from ..hashrandom import derive_seed
 from ..host.registry import get_registry
 from ..learn.policy import policy_params, resolve_device
+from ..limits import MAX_ITERATIONS, check_count, check_seed
+from ..textfiles import load_toml
 from ..variants import SPLITS, Split, Variant
 from .checkpoint import load_checkpoint
+from .memory import check_training_resources
 from .runs import RunDir, RunError
 from .spacecheck import check_game_views
+
+
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # what resolve_device takes
+Check = Callable[[Any, str], None]
+
+
+def _count(value: Any, label: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GameadaptError(f"invalid {label} {value!r}: must be an integer >= 1")
+
+
+def _iterations(value: Any, label: str) -> None:
+    check_count(value, label, 1, MAX_ITERATIONS)
+
+
+def _name(value: Any, label: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise GameadaptError(f"invalid {label} {value!r}: must be a non-empty string")
+
+
+def _device(value: Any, label: str) -> None:
+    if not isinstance(value, str) or not DEVICE_NAMES.fullmatch(value):
+        raise GameadaptError(f"invalid {label} {value!r}: use auto, cpu, cuda or cuda:N")
+
+
+def _split(value: Any, label: str) -> None:
+    if value not in SPLITS:
+        raise GameadaptError(f"invalid {label} {value!r}: use train or test")
+
+
+def _flag(value: Any, label: str) -> None:
+    if not isinstance(value, bool):
+        raise GameadaptError(f"invalid {label} {value!r}: must be true or false")
+
+
+def _table(value: Any, label: str) -> None:
+    if not isinstance(value, dict):
+        raise GameadaptError(f"invalid {label} {value!r}: must be a table of key = value")
+
+
+def _seed(value: Any, label: str) -> None:
+    check_seed(value, label)
+
+
+FIELD_CHECKS: dict[str, Check] = {
+    "game": _name, "algorithm": _name, "iterations": _iterations, "meta_batch": _count,
+    "envs_per_task": _count, "variant_split": _split, "device": _device, "seed": _seed,
+    "checkpoint_every": _iterations, "share_policy": _flag, "options": _table,
+}
 
 
 @dataclass(frozen=True)
@@ -48,53 +100,69 @@ class TrainConfig:
     share_policy: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self) -> None:
-        """Raise a one-line :class:`GameadaptError` for the first invalid value."""
-        for name in ("iterations", "meta_batch", "envs_per_task", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GameadaptError(f"invalid {name.replace('_', '-')} {value!r}: must be an "
-                                     f"integer >= 1")
-        if self.variant_split not in SPLITS:
-            raise GameadaptError(f"invalid variant-split {self.variant_split!r}: "
-                                 f"use train or test")
-        if not isinstance(self.share_policy, bool):
-            raise GameadaptError(f"invalid share-policy {self.share_policy!r}: must be true or "
-                                 f"false")
-        if not isinstance(self.options, dict):
-            raise GameadaptError("algorithm options must be a table of key = value")
+    def validate(self, prefix: str | None = None) -> None:
+        """Raise a one-line :class:`GameadaptError` for the first invalid value.
+
+        Messages name flags (``meta-batch``), or with ``prefix`` the file's fields
+        (``prefix + "meta_batch"``).
+        """
+        check_fields(dataclasses.asdict(self), prefix)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def check_fields(values: Mapping[str, Any], prefix: str | None = None) -> None:
+    """Check each TrainConfig field present in ``values`` (see :meth:`TrainConfig.validate`)."""
+    for name, check in FIELD_CHECKS.items():
+        if name in values:
+            check(values[name], name.replace("_", "-") if prefix is None else prefix + name)
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML training config: top-level TrainConfig keys plus an ``[options]`` table."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GameadaptError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GameadaptError(f"config file {path} is not valid TOML: {exc}") from None
+    """Read a TOML training config: top-level TrainConfig keys plus an ``[options]`` table.
+
+    Every key is checked here, so an error names the file and the key.
+    """
+    data = load_toml(path, "config file")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise GameadaptError(f"config file {path}: unknown key {unknown[0]!r} "
                              f"(known: {', '.join(sorted(known))})")
+    try:
+        check_fields(data, "")
+    except GameadaptError as exc:
+        raise GameadaptError(f"config file {path}: {exc}") from None
     return data
 
 
-def make_config(values: Mapping[str, Any]) -> TrainConfig:
-    """A validated :class:`TrainConfig` from a mapping of its fields."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise GameadaptError(f"unknown training setting {unknown[0]!r}")
-    if "game" not in values:
-        raise GameadaptError("no game given")
-    config = TrainConfig(**values)
-    config.validate()
+def make_config(values: Mapping[str, Any], where: str | None = None,
+                prefix: str = "") -> TrainConfig:
+    """A validated :class:`TrainConfig` from a mapping of its fields.
+
+    ``where`` (a file) starts every message, which then names fields as ``prefix + name``.
+    """
+    try:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise GameadaptError(f"unknown training setting {prefix}{unknown[0]}")
+        if "game" not in values:
+            raise GameadaptError("no game given" if where is None else f"no {prefix}game")
+        config = TrainConfig(**values)
+        config.validate(None if where is None else prefix)
+    except GameadaptError as exc:
+        if where is None:
+            raise
+        raise GameadaptError(f"{where}: {exc}") from None
     return config
+
+
+def run_train_config(run: RunDir) -> TrainConfig:
+    """A run's training config, read from ``config.json`` and validated field by field."""
+    saved = run.read_config()
+    return make_config(saved["train"], str(run.config_path), "train.")
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -139,11 +207,14 @@ class Session:
         }
 
 
-def build_session(config: TrainConfig) -> Session:
+def build_session(config: TrainConfig,
+                  algorithm_options: Mapping[str, Any] | None = None) -> Session:
     """Resolve the game and algorithm and make a fresh policy and optimiser.
 
-    The game's declared spaces are checked against its views on the first training variant
-    (:func:`~gameadapt.train.spacecheck.check_game_views`) before anything is built.
+    ``algorithm_options`` (a run's recorded ``algorithm_config``) replace ``config.options``
+    when given. The game's declared spaces are checked against its views on the first
+    training variant (:func:`~gameadapt.train.spacecheck.check_game_views`) before anything
+    is built.
     """
     registry = get_registry()
     spec = registry.game(config.game)
@@ -154,7 +225,9 @@ def build_session(config: TrainConfig) -> Session:
                              f"(game {spec.id!r})")
     if config.share_policy and not spec.is_multi_agent:
         raise GameadaptError(f"--share-policy needs a multi-agent game; {spec.id!r} has one agent")
-    algorithm = algorithm_spec.make(config.options)
+    algorithm = algorithm_spec.make(dict(config.options if algorithm_options is None
+                                         else algorithm_options))
+    check_training_resources(config, spec, algorithm)
     device = resolve_device(config.device)
     check_game_views(spec, iteration_variants(config, spec, 0)[0], device,
                      spec.controlled_agents(config.share_policy))
@@ -169,12 +242,14 @@ def build_session(config: TrainConfig) -> Session:
 def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
     """Rebuild a session from a run folder's config and latest checkpoint.
 
-    The distributions that provided the run's game and algorithm must still provide them
-    (another version only warns; see :meth:`Registry.check_providers`).
+    The algorithm is rebuilt from the recorded ``algorithm_config`` (see
+    :func:`recorded_options`). The distributions that provided the run's game and algorithm
+    must still provide them (another version only warns; see
+    :meth:`Registry.check_providers`).
     """
-    config = config or make_config(run.read_config()["train"])
+    config = config or run_train_config(run)
     check_run_providers(run, config)
-    session = build_session(config)
+    session = build_session(config, recorded_options(run.read_config(), config))
     if run.checkpoint_path.exists():
         payload = load_checkpoint(run.checkpoint_path,
                                   expect={"game": config.game, "algorithm": config.algorithm})
@@ -188,10 +263,20 @@ def load_session(run: RunDir, config: TrainConfig | None = None) -> Session:
     return session
 
 
+def recorded_options(saved: Mapping[str, Any], config: TrainConfig) -> dict[str, Any] | None:
+    """The fully resolved algorithm options a run recorded at its start (``algorithm_config``),
+    so that a default changed since never changes a saved run; ``None`` (use
+    ``config.options`` with today's defaults) for runs recorded without them."""
+    recorded = saved.get("algorithm_config")
+    if not isinstance(recorded, dict) or saved.get("algorithm") != config.algorithm:
+        return None
+    return recorded
+
+
 def check_run_providers(run: RunDir, config: TrainConfig | None = None) -> None:
     """The run's game and algorithm must come from the distributions that made it."""
     saved = run.read_config()
-    config = config or make_config(saved["train"])
+    config = config or run_train_config(run)
     get_registry().check_providers(saved.get("providers"), {"game": config.game,
                                                             "algorithm": config.algorithm},
                                    f"run {run.path}")

@@ -13,10 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
+from ..files import remove_temp_files
 from ..learn.vector import make_batched_game
 from .checkpoint import save_checkpoint
 from .metrics import MetricsSink
-from .runs import RunDir
+from .runs import RunDir, RunError
 from .session import Session, iteration_seed, iteration_variants
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -29,22 +32,41 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
 
     ``should_stop`` is asked after every completed iteration; when it returns a reason
     (Ctrl-C, a time budget) the state as of that iteration's end is checkpointed and
-    training returns early with ``session.stopped`` set to the reason.
+    training returns early with ``session.stopped`` set to the reason. The run folder is
+    locked for the whole training (:meth:`RunDir.locked`; a one-line error if another
+    process holds it).
+    """
+    session.stopped = None
+    if session.iteration >= session.config.iterations:
+        return session
+    with run.locked():
+        remove_temp_files(run.path)  # what killed checkpoint and config writes left
+        _train_locked(session, run, progress, should_stop)
+        run.record_progress(session.iteration, session.stopped)
+    return session
+
+
+def _train_locked(session: Session, run: RunDir, progress: ProgressCallback | None,
+                  should_stop: StopCheck | None) -> None:
+    """The loop of :func:`train`, in a run folder this process owns.
+
+    Every metrics row is on disk before the checkpoint that covers it; an iteration that
+    leaves non-finite weights writes neither (a one-line :class:`RunError`).
     """
     config = session.config
-    session.stopped = None
-    if session.iteration >= config.iterations:
-        return session
+    checkpointed = session.iteration if run.checkpoint_path.exists() else None
     sink = MetricsSink(run, session.iteration, config.to_json())
     try:
         while session.iteration < config.iterations:
             row = _train_iteration(session)
+            _check_finite(session, checkpointed)
             sink.write(row)
             session.iteration += 1
             reason = should_stop() if should_stop is not None else None
             if reason is not None or session.iteration % config.checkpoint_every == 0 or \
                     session.iteration == config.iterations:
                 save_checkpoint(run.checkpoint_path, session.checkpoint_payload())
+                checkpointed = session.iteration
             if progress is not None:
                 progress(row)
             if reason is not None and session.iteration < config.iterations:
@@ -52,8 +74,18 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
                 break
     finally:
         sink.close()
-    run.record_progress(session.iteration, session.stopped)
-    return session
+
+
+def _check_finite(session: Session, checkpointed: int | None) -> None:
+    """A one-line :class:`RunError` if the iteration just done left a non-finite weight."""
+    for name, value in session.policy.state_dict().items():
+        if torch.is_tensor(value) and value.is_floating_point() and \
+                not bool(torch.isfinite(value).all()):
+            kept = (f"the last checkpoint (iteration {checkpointed}) is kept"
+                    if checkpointed is not None else "no checkpoint was written")
+            raise RunError(f"training diverged at iteration {session.iteration} (non-finite "
+                           f"weights in {name}); lower the learning rates (e.g. -o outer_lr, "
+                           f"--inner-lr); {kept}")
 
 
 def _train_iteration(session: Session) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
+from ..errors import GameadaptError
 from ..learn.policy import resolve_device
+from ..limits import MAX_TORCH_THREADS
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -56,10 +58,21 @@ def tune_malloc() -> bool:
 THREADS_ENV = "GAMEADAPT_TORCH_THREADS"
 
 
+def cpu_threads() -> int:
+    """The torch threads for CPU jobs: ``GAMEADAPT_TORCH_THREADS`` (an integer from 1 to
+    MAX_TORCH_THREADS; one line otherwise), 1 when unset."""
+    text = os.environ.get(THREADS_ENV, "1").strip() or "1"
+    if text.isdigit() and 1 <= int(text) <= MAX_TORCH_THREADS:
+        return int(text)
+    raise GameadaptError(f"invalid {THREADS_ENV} {text!r}: must be an integer from 1 to "
+                         f"{MAX_TORCH_THREADS}")
+
+
 def set_cpu_threads(device: Any) -> None:
     """Use one torch thread on CPU (``GAMEADAPT_TORCH_THREADS`` overrides)."""
+    threads = cpu_threads()
     if torch.device(device).type == "cpu":
-        torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
+        torch.set_num_threads(threads)
 
 
 def tune_process(device: Any) -> None:
