@@ -45,6 +45,7 @@ from gameadapt.ship.sources import load_policy_source
 from gameadapt.train.runs import RunDir
 from gameadapt.train.session import make_config, start_run
 from gameadapt.train.trainer import train
+from selfdescribing import assert_self_describing
 from test_recurrent_export import assert_close as assert_recurrent_close
 from test_recurrent_export import assert_one_line_error, formula_action, invoke
 
@@ -685,3 +686,9 @@ def test_export_prints_the_context_verification(runs, tmp_path) -> None:
     assert "action: sampled" in result.output  # continuous: rl2's rule for now
     manifest = json.loads((tmp_path / "out" / "policy.json").read_text())
     assert manifest["files"]["encoder.onnx"]["opset"] == 15
+
+
+def test_both_context_graphs_describe_themselves(exported) -> None:
+    """Issue 16, items 1 and 3: the latent size and the rest in metadata_props, lowest IR."""
+    for folder in exported.values():
+        assert assert_self_describing(folder) == ["encoder.onnx", "policy.onnx"]

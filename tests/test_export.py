@@ -20,6 +20,7 @@ from gameadapt.learn.policy import distribution_params, policy_params
 from gameadapt.ship import export, formats, onnx_export, onnxpolicy
 from gameadapt.ship import verify as verify_export
 from gameadapt.ship.sources import load_policy_source
+from selfdescribing import assert_self_describing
 
 pytestmark = pytest.mark.slow  # every test exports ONNX files and runs ONNX Runtime
 
@@ -470,3 +471,11 @@ def test_sampled_discrete_actions_follow_the_softmax(runs, tmp_path) -> None:
     bias = np.array([1.0, -0.5, 0.0, 0.7])
     np.testing.assert_allclose(np.bincount(got["action"], minlength=4) / count,
                                np.exp(bias) / np.exp(bias).sum(), atol=0.015)
+
+
+def test_every_graph_describes_itself_and_is_stamped_with_its_lowest_ir(exported) -> None:
+    """Issue 16, items 1 and 3: metadata_props, graph names and IR versions of every file
+    (int8 included) against policy.json."""
+    assert assert_self_describing(exported["pointnav"]) == [
+        "adapter.onnx", "policy.int8.onnx", "policy.onnx", "policy_weights.onnx"]
+    assert len(assert_self_describing(exported["gridnav"])) == 3

@@ -32,6 +32,7 @@ from gameadapt.ship.sources import load_policy_source
 from gameadapt.train.runs import RunDir
 from gameadapt.train.session import make_config, start_run
 from gameadapt.train.trainer import train
+from selfdescribing import assert_self_describing
 
 pytestmark = pytest.mark.slow  # trains, exports ONNX files and runs ONNX Runtime
 
@@ -487,3 +488,9 @@ def test_export_prints_the_recurrent_verification(runs, tmp_path) -> None:
     assert "recurrent" in result.output and "with the state carried" in result.output
     # the measured default of a continuous rl2 policy (docs/performance.md)
     assert "state_out" in result.output and "action: sampled" in result.output
+
+
+def test_every_recurrent_graph_describes_itself(exported) -> None:
+    """Issue 16, items 1 and 3: the state size and the rest in metadata_props, lowest IR."""
+    for folder in exported.values():
+        assert assert_self_describing(folder) == ["policy.onnx"]

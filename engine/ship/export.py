@@ -72,7 +72,7 @@ from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from ..locks import lock_output
 from . import manifest as manifest_parts
-from . import verify
+from . import stamp, verify
 from .adapter import WeightSpec, weight_specs, weights_blob
 from .context_verify import verify_context
 from .formats import (
@@ -289,6 +289,12 @@ def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
     return graphs
 
 
+def graph_essentials(plan: ExportPlan) -> dict[str, Any]:
+    """What every graph of the export carries in ``metadata_props``
+    (:mod:`~gameadapt.ship.stamp`)."""
+    return manifest_parts.graph_essentials(plan.source, plan.policy, plan.action)
+
+
 def export_lock(out_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Own the output folder for an export (see :func:`~gameadapt.locks.lock_output`)."""
     return lock_output(out_dir, "gameadapt export")
@@ -316,9 +322,12 @@ def staging_folder(out_dir: Path) -> Iterator[Path]:
 
 
 def stage(plan: ExportPlan, graphs: dict[str, OnnxGraph], folder: Path) -> Staged:
-    """Write the graphs (and ``weights.bin``) into the staging folder."""
+    """Write the graphs, stamped (:func:`~gameadapt.ship.stamp.stamp`), and ``weights.bin``
+    into the staging folder."""
     staged = Staged(folder, graphs, seconds={name: g.seconds for name, g in graphs.items()})
-    blobs = {name: graph.to_bytes() for name, graph in graphs.items()}
+    essentials = graph_essentials(plan)
+    blobs = {name: stamp.stamp(graph.model, name, essentials).SerializeToString()
+             for name, graph in graphs.items()}
     if plan.with_adapter:
         staged.weights = weight_specs(plan.mlp)
         staged.blob = blobs[WEIGHTS_FILE] = weights_blob(plan.mlp)
@@ -355,8 +364,9 @@ def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
     if plan.quantize:
         log("quantising to int8 ...")
         started = time.perf_counter()
-        quantization = verify.quantize_int8(plan.mlp, folder / POLICY_FILE, folder / INT8_FILE,
-                                            observations, plan.sampled)
+        quantization = verify.quantize_int8(
+            plan.mlp, folder / POLICY_FILE, folder / INT8_FILE, observations, plan.sampled,
+            finish=lambda path: stamp.stamp_file(path, graph_essentials(plan)))
         staged.seconds[INT8_FILE] = time.perf_counter() - started
         _require_passed(quantization, INT8_FILE,
                         hint="; export without --quantize or keep the float32 policy")

@@ -36,3 +36,17 @@ SUM_NAMES = ("precision_sum", "weighted_sum")  # the posterior's running sums (e
 ENCODER_INPUTS = ("observation", "action", "reward", "next_observation", *SUM_NAMES)
 ENCODER_OUTPUTS = ("precision_sum_out", "weighted_sum_out", "posterior_mean",
                    "posterior_variance")
+
+# The oldest ONNX Runtime each kind of file was verified against by scripts/ort_compat.sh
+# (every kind, at opsets ORT_CHECKED_OPSETS; README "Older ONNX Runtimes").
+ORT_CHECKED_OPSETS = (15, DEFAULT_OPSET)
+OLDEST_ONNXRUNTIME = {POLICY_FILE: "1.15.1", INT8_FILE: "1.15.1", WEIGHTS_POLICY_FILE: "1.15.1",
+                      ADAPTER_FILE: "1.15.1", ENCODER_FILE: "1.15.1"}
+
+
+def min_onnxruntime(file_name: str, opset: int, current: str) -> str:
+    """A file's ``min_onnxruntime``: the version the compatibility check verified this kind
+    of file with at this opset, else ``current`` (the one the export verified it with)."""
+    if opset in ORT_CHECKED_OPSETS and file_name in OLDEST_ONNXRUNTIME:
+        return OLDEST_ONNXRUNTIME[file_name]
+    return current

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import onnxruntime
 import torch
 
 from .. import __version__
@@ -40,6 +41,7 @@ from .formats import (
     SUM_NAMES,
     WEIGHTS_FILE,
     WEIGHTS_POLICY_FILE,
+    min_onnxruntime,
 )
 from .graphs import noise_size
 from .onnx_export import model_opset
@@ -327,16 +329,47 @@ def sha256_bytes(data: bytes) -> str:
 
 def file_entries(staging: Path, names: Sequence[str], exporters: dict[str, str]
                  ) -> dict[str, dict[str, Any]]:
-    """``files``: path, SHA-256, size and (ONNX files) opset and exporter of each file."""
+    """``files``: path, SHA-256, size and (ONNX files) :func:`onnx_file_entry` of each file
+    (call it after every file is final: the hashes are of the bytes as written)."""
     files = {}
     for name in names:
         data = (staging / name).read_bytes()
         entry: dict[str, Any] = {"path": name, "sha256": sha256_bytes(data), "bytes": len(data)}
         if name.endswith(".onnx"):
-            entry["opset"] = model_opset(onnx.load_from_string(data))
-            entry["exporter"] = exporters.get(name, "onnxruntime.quantization")
+            entry.update(onnx_file_entry(name, data, exporters))
         files[name] = entry
     return files
+
+
+def essentials(source: PolicySource, policy: ShippedPolicy, action_mode: str
+               ) -> dict[str, Any]:
+    """The fields the manifest shares with every graph's ``metadata_props``
+    (:func:`graph_essentials`)."""
+    return {"format": FORMAT, "game": source.spec.id,
+            "observation_space": space_to_json(source.spec.observation_space),
+            "action_space": space_to_json(source.spec.action_space),
+            "action_mode": action_mode, "action_scaling": action_scaling(policy)}
+
+
+def graph_essentials(source: PolicySource, policy: ShippedPolicy, action_mode: str
+                     ) -> dict[str, Any]:
+    """What every graph carries in ``metadata_props`` (:mod:`~gameadapt.ship.stamp`): the
+    :func:`essentials` and the state sizes (``recurrent.state_size``,
+    ``context.latent_size``; ``None`` where the family has none), JSON-safe."""
+    return json_safe({
+        **essentials(source, policy, action_mode),
+        "state_size": policy.hidden_size if isinstance(policy, RecurrentPolicy) else None,
+        "latent_size": policy.latent_size if isinstance(policy, ContextPolicy) else None})
+
+
+def onnx_file_entry(name: str, data: bytes, exporters: dict[str, str]) -> dict[str, Any]:
+    """An ONNX file's opset, IR version, exporter and ``min_onnxruntime``
+    (:func:`~gameadapt.ship.formats.min_onnxruntime`)."""
+    model = onnx.load_from_string(data)
+    opset = model_opset(model)
+    return {"opset": opset, "ir_version": int(model.ir_version),
+            "exporter": exporters.get(name, "onnxruntime.quantization"),
+            "min_onnxruntime": min_onnxruntime(name, opset, onnxruntime.__version__)}
 
 
 def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mode: str,
@@ -349,16 +382,11 @@ def manifest(source: PolicySource, policy: ShippedPolicy, opset: int, action_mod
     context = (context_entry(policy, latent_mode or "mean")
                if isinstance(policy, ContextPolicy) else None)
     return json_safe({
-        "format": FORMAT,
-        "game": source.spec.id,
+        **essentials(source, policy, action_mode),
         "agents": list(source.session.agents) or None,
         "variant": source.variant,
         "source": {"kind": source.kind, "path": str(source.path)},
-        "observation_space": space_to_json(source.spec.observation_space),
-        "action_space": space_to_json(source.spec.action_space),
-        "action_mode": action_mode,
         "action_semantics": action_semantics(policy, action_mode),
-        "action_scaling": action_scaling(policy),
         "noise": noise_entry(policy) if action_mode == "sampled" else None,
         "recurrent": recurrent,
         "context": context,

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -396,8 +396,10 @@ def measure_latency(path: Path | bytes, runs: int = 300, warmup: int = 30,
 
 
 def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: np.ndarray,
-                  sampled: bool = False) -> dict[str, Any]:
-    """``quantize_dynamic`` (int8 weights) to ``target``, with parity and latency."""
+                  sampled: bool = False, finish: Callable[[Path], None] | None = None
+                  ) -> dict[str, Any]:
+    """``quantize_dynamic`` (int8 weights) to ``target``, then ``finish(target)`` (the
+    export's stamp), with parity and latency."""
     try:
         # 7-bit weights: x86 CPUs without VNNI (AVX2, e.g. this project's CI machines)
         # saturate the u8 x s8 products of full-range int8 weights (ONNX Runtime's
@@ -405,6 +407,8 @@ def quantize_int8(policy: MLPPolicy, source: Path, target: Path, observations: n
         with quiet():
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
                              reduce_range=True)
+        if finish is not None:
+            finish(target)
         check_model(target)
     except Exception as exc:  # noqa: BLE001 - the quantiser raises many kinds of errors
         raise GameadaptError(f"int8 quantisation failed ({exception_line(exc)[:160]})") from None
