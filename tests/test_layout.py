@@ -17,7 +17,7 @@ from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
 WINGS = ("kit", "host", "learn", "train", "ship", "cli")
-DEFERRED_REASONS = ("torch", "onnxruntime", "matplotlib")
+DEFERRED_REASONS = ("torch", "onnxruntime", "matplotlib", "pluggy")
 MAX_FUNCTION_LINES = 60
 
 
