@@ -4,10 +4,11 @@ A *variant* is a JSON-safe dict with two parts::
 
     {"level": {"seed": 12, "size": 7}, "rules": {"slip": 0.1, "controls": "mirrored"}}
 
-Each parameter has a domain (:class:`Choice`, :class:`IntRange`, :class:`FloatRange`), a
-default and a description. A parameter may declare a *train* and a *test* sub-domain: these
-define the reproducible train / held-out split that sampling draws from. Parameters without a
-split are held at their default when sampling (they can still be set explicitly).
+Each parameter has a domain (:class:`Choice`, :class:`IntRange`, :class:`FloatRange`,
+:class:`Text`), a default and a description. A parameter may declare a *train* and a *test*
+sub-domain: these define the reproducible train / held-out split that sampling draws from.
+Parameters without a split are held at their default when sampling (they can still be set
+explicitly).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,6 +188,61 @@ class FloatRange(Domain):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "float", "low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class Text(Domain):
+    """A string of at most ``max_length`` characters that ``rule`` accepts; ``""`` means unset.
+
+    ``rule`` (the game's parser) returns a non-empty text normalised, or raises
+    :class:`ValueError` naming the problem (the parameter's name is put in front); the empty
+    text is always in the domain and is what sampling gives (text parameters are set
+    explicitly, never drawn). ``form`` says in a few words what the text holds.
+    """
+
+    max_length: int
+    rule: Callable[[str], str]
+    form: str
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ValueError(f"Text max_length must be >= 1, got {self.max_length}")
+
+    def check(self, value: Any, name: str) -> str:
+        if not isinstance(value, str):
+            raise VariantError(f"{name}: expected a string, got {value!r}")
+        if len(value) > self.max_length:
+            raise VariantError(f"{name}: {len(value)} characters, more than the limit of "
+                               f"{self.max_length}")
+        if not value:
+            return value
+        try:
+            return self.rule(value)
+        except ValueError as exc:
+            raise VariantError(f"{name}: {exc}") from None
+
+    def parse(self, text: str, name: str) -> str:
+        return self.check(text, name)
+
+    def sample(self, rng: random.Random) -> str:
+        return ""
+
+    def contains(self, other: Domain) -> bool:
+        return other == self or (isinstance(other, Choice) and all(
+            isinstance(v, str) and self._accepts(v) for v in other.values))
+
+    def _accepts(self, value: str) -> bool:
+        try:
+            self.check(value, "text")
+        except VariantError:
+            return False
+        return True
+
+    def describe(self) -> str:
+        return f"text: {self.form}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "text", "max_length": self.max_length, "form": self.form}
 
 
 def _is_int(value: Any) -> bool:

@@ -3,7 +3,7 @@
 # Usage: bash scripts/ort_compat.sh [PYTHON]   (PYTHON: one with gameadapt installed)
 #   1. tiny fresh runs (maml on gridnav and pointnav, rl2 on pointnav, context on gridnav),
 #      each exported at the default opset and at --opset 15 (maml: --with-adapter
-#      --quantize int8): every kind of file;
+#      --quantize int8, and --target godot): every kind of file;
 #   2. their inputs and outputs recorded with the current ONNX Runtime;
 #   3. in a virtual environment of its own with onnxruntime==$GAMEADAPT_OLD_ORT (default
 #      1.15.1) and numpy<2, every file loaded and its outputs compared
@@ -44,6 +44,12 @@ export_both grid-maml --with-adapter --quantize int8
 export_both point-maml --with-adapter --quantize int8
 export_both point-rl2
 export_both grid-context
+for name in grid-maml point-maml; do  # godot.onnx: what Godot RL Agents (ORT 1.15.1) loads
+  "$PY" -m gameadapt export "$WORK/runs/$name" -o "$WORK/exports/$name-godot" --target godot \
+    > /dev/null
+  "$PY" -m gameadapt export "$WORK/runs/$name" -o "$WORK/exports/$name-godot15" \
+    --target godot --opset 15 > /dev/null
+done
 
 echo "==> ort compat: outputs with the current ONNX Runtime, then with $OLD"
 "$PY" "$ROOT/scripts/ort_compat_check.py" record "$WORK/exports"

@@ -14,7 +14,7 @@ from onnx import helper
 
 ROLES = {"policy.onnx": "policy", "policy.int8.onnx": "policy_int8",
          "policy_weights.onnx": "policy_weights", "adapter.onnx": "adapter",
-         "encoder.onnx": "encoder"}
+         "encoder.onnx": "encoder", "godot.onnx": "godot"}
 SHARED = ("format", "game", "observation_space", "action_space", "action_mode",
           "action_scaling")
 

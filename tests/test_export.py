@@ -29,6 +29,7 @@ MANIFEST_KEYS = {
     "action_mode", "noise", "recurrent", "value_scale",
     "inputs", "outputs", "opset", "engine_version", "torch_version", "onnxruntime_version",
     "provenance", "files", "weights", "adapter", "verification", "latency_us", "quantization",
+    "target",
 }
 
 

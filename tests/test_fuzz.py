@@ -37,6 +37,7 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from gameadapt.cli import cli
+from gameadapt.games.gridnav.levels import generate_level, layout_of, parse_layout
 from gameadapt.limits import MAX_NESTING, SEED_MAX
 from gameadapt.train.checkpoint import load_checkpoint
 from hypothesis import HealthCheck, assume, given, settings
@@ -362,6 +363,36 @@ def test_malformed_variant_files_are_refused(file: tuple[str, bytes], command: s
         result = invoke(args)
         assert_refused(result, args + [f"<{content[:80]!r}>"])
         assert snapshot(here, made["export"]) == before
+
+
+@st.composite
+def layout_text(draw: st.DrawFn) -> str:
+    """gridnav's ``level.layout``: a generated level with one character replaced (often
+    still valid), or rows of random cells (mostly not)."""
+    if draw(st.booleans()):
+        rows = draw(st.integers(3, 11))
+        return "/".join(draw(st.text(".#AGx", min_size=rows - 1, max_size=rows + 1))
+                        for _ in range(rows))
+    text = layout_of(generate_level(draw(st.integers(0, 999)), draw(st.integers(5, 9)), 0.2))
+    index = draw(st.integers(0, len(text) - 1))
+    return text[:index] + draw(st.sampled_from(".#AGx/")) + text[index + 1:]
+
+
+@FUZZ
+@given(text=layout_text())
+def test_a_layout_is_played_or_refused_in_one_line(text: str) -> None:
+    args = ["games", "play", "gridnav", "--steps", "1", "-v", f"level.layout={text}"]
+    result = invoke(args)
+    try:
+        parse_layout(text)
+    except ValueError as exc:
+        assert_refused(result, args)
+        problem = f"more than the limit of {len(layout_of(generate_level(0, 9, 0.0)))}" \
+            if len(text) > 89 else str(exc)  # the length limit: the longest (9 x 9) layout
+        assert "Error: level.layout: " in result.output and problem in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert "\n" + text.replace("/", "\n") + "\n" in result.output  # the first frame
 
 
 # -- 4. manifests (policy.json) and the files they list -------------------------------------

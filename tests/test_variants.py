@@ -11,6 +11,7 @@ from gameadapt.variants import (
     FloatRange,
     IntRange,
     Param,
+    Text,
     VariantSpace,
     variant_from_json,
     variant_to_json,
@@ -185,3 +186,48 @@ def test_a_declared_default_outside_its_domain_says_it_is_the_default() -> None:
     with pytest.raises(VariantError, match=r"level.map: the declared default 'cave' is outside "
                                            r"its domain \(one of forest, desert\)"):
         Param("map", "level", Choice(("forest", "desert")), "cave", "map")
+
+
+# -- text parameters -------------------------------------------------------------------------
+def upper_word(text: str) -> str:
+    """A text rule: letters only, normalised to upper case."""
+    if not text.isalpha():
+        raise ValueError(f"{text!r} is not a word")
+    return text.upper()
+
+
+WORD = Text(8, upper_word, "a word of letters")
+TEXT_SPACE = VariantSpace([Param("name", "level", WORD, "", "a name")])
+
+
+def test_a_text_domain_checks_and_normalises_with_its_rule() -> None:
+    assert TEXT_SPACE.validate({"level": {"name": "abc"}}) == {"level": {"name": "ABC"},
+                                                               "rules": {}}
+    assert TEXT_SPACE.default() == {"level": {"name": ""}, "rules": {}}
+    assert TEXT_SPACE.parse_assignments(["name=xyz"])["level"]["name"] == "XYZ"
+    assert WORD.describe() == "text: a word of letters"
+    assert WORD.to_json() == {"type": "text", "max_length": 8, "form": "a word of letters"}
+    assert TEXT_SPACE.to_json()["params"][0]["domain"]["type"] == "text"
+    assert WORD.sample(__import__("random").Random(0)) == ""
+    assert WORD.contains(WORD) and WORD.contains(Choice(("ab", "cd")))
+    assert not WORD.contains(Choice(("a1",))) and not WORD.contains(IntRange(0, 1))
+    assert not WORD.contains(Text(8, str.strip, "other"))
+    text = variant_to_json(TEXT_SPACE.validate({"level": {"name": "q"}}))
+    assert variant_from_json(text, TEXT_SPACE)["level"]["name"] == "Q"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("a1", "level.name: 'a1' is not a word"),
+    ("abcdefghi", "level.name: 9 characters, more than the limit of 8"),
+    (3, "level.name: expected a string, got 3"),
+    (None, "level.name: expected a string, got None"),
+])
+def test_a_text_the_rule_refuses_is_one_variant_error_line(value: object, message: str) -> None:
+    with pytest.raises(VariantError) as raised:
+        TEXT_SPACE.validate({"level": {"name": value}})
+    assert str(raised.value) == message
+
+
+def test_a_text_domain_needs_a_positive_length_limit() -> None:
+    with pytest.raises(ValueError, match="max_length"):
+        Text(0, upper_word, "nothing")

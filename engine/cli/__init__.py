@@ -15,6 +15,7 @@ from .. import __version__
 from ..host.registry import get_registry
 from .games import algorithms, games
 from .group import OneLineErrorGroup
+from .playground import playground_command
 from .plugins import plugins
 from .ship import adapt_command, export_command, play_command
 from .train import evaluate_command, latents_command, train_command
@@ -27,6 +28,6 @@ def cli() -> None:
 
 
 for command in (plugins, games, algorithms, train_command, evaluate_command, latents_command,
-                adapt_command, export_command, play_command):
+                adapt_command, export_command, play_command, playground_command):
     cli.add_command(command)
 get_registry().add_commands(cli)

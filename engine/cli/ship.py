@@ -25,6 +25,7 @@ from ..ship.formats import (
     MIN_OPSET,
     QUANTIZE_TYPES,
 )
+from ..ship.targets import DEFAULT_TARGET, TARGET_NAMES
 from .options import SEED, InputPath, OutputPath, with_variant_options
 
 if TYPE_CHECKING:
@@ -118,8 +119,14 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
 @click.argument("source", metavar="RUN|ADAPTED", type=InputPath(path_type=Path))
 @click.option("-o", "--out", "out_dir", type=OutputPath(folder=True),
               help="Output folder (default exports/GAME-NAME, NAME the run or adapted folder).")
-@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET,
-              show_default=True, help="ONNX opset to target (Unity Sentis reads up to 15).")
+@click.option("--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET,
+              show_default=True,
+              help="The runtime the game loads it with: ort (ONNX Runtime 1.15.1+), sentis "
+                   "(Unity Sentis / Inference Engine: opset 15, its operators, no int8), godot "
+                   "(also godot.onnx for Godot RL Agents; stateless policies) or web "
+                   "(onnxruntime-web). See exports/README.md, 'Which target?'.")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET),
+              help=f"ONNX opset (default: the target's; {DEFAULT_OPSET}, sentis 15).")
 @click.option("--quantize", type=click.Choice(QUANTIZE_TYPES),
               help="Also write policy.int8.onnx (dynamic int8 quantisation), verified.")
 @click.option("--with-adapter", is_flag=True,
@@ -134,9 +141,9 @@ def play_command(policy_dir: Path, game: str | None, assignments: tuple[str, ...
                    "(before every step, or at each episode's start: the run's z_update), "
                    "its mean or a draw with normals fixed per episode (default: mean).")
 @click.option("--force", is_flag=True, help="Replace an existing export in the output folder.")
-def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str | None,
-                   with_adapter: bool, action: str | None, latent: str | None,
-                   force: bool) -> None:
+def export_command(source: Path, out_dir: Path | None, target: str, opset: int | None,
+                   quantize: str | None, with_adapter: bool, action: str | None,
+                   latent: str | None, force: bool) -> None:
     """Export a run or an adapted policy as ONNX + policy.json, verified with ONNX Runtime."""
     # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..ship.export import export_lock, export_policy
@@ -145,7 +152,8 @@ def export_command(source: Path, out_dir: Path | None, opset: int, quantize: str
     with export_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
         result = export_policy(source, out_dir, opset=opset, quantize=quantize,
                                with_adapter=with_adapter, force=force, action=action,
-                               latent=latent, log=lambda message: click.echo(message, err=True))
+                               latent=latent, target=target,
+                               log=lambda message: click.echo(message, err=True))
     click.echo(format_result(result))
 
 
@@ -228,8 +236,14 @@ def format_result(result: ExportResult) -> str:
     if "encoder" in latency:
         lines.append(f"  encoder.onnx: batch 1 {latency['encoder']['batch_1']:.1f} us, batch 64 "
                      f"{latency['encoder']['batch_64']:.1f} us")
+    return "\n".join(lines + _target_lines(manifest))
+
+
+def _target_lines(manifest: dict[str, Any]) -> list[str]:
+    """What the int8 check and the target's own checks found."""
+    lines = []
     quantization = manifest.get("quantization")
-    if quantization:
+    if quantization and quantization.get("passed"):
         q_latency = quantization["latency_us"]
         agreement = (f", action agreement {quantization['action_agreement']:.1%}"
                      if "action_agreement" in quantization else "")
@@ -237,4 +251,16 @@ def format_result(result: ExportResult) -> str:
                      f"{_diffs(quantization['max_abs_diff'])} (tolerance "
                      f"{_diffs(quantization['tolerance'])}){agreement}; latency batch 1 "
                      f"{q_latency['batch_1']:.1f} us, batch 64 {q_latency['batch_64']:.1f} us")
-    return "\n".join(lines)
+    elif quantization:
+        lines.append(f"int8: not written ({quantization.get('failure', 'mismatch')})")
+    target = manifest.get("target") or {"name": "ort", "runtime": "ONNX Runtime"}
+    lines.append(f"target: {target['name']} ({target['runtime']})")
+    godot = manifest["verification"].get("godot")
+    if godot:
+        lines.append(f"  godot.onnx (obs, state_ins -> output: {godot['output']}, state_outs) "
+                     f"as Godot RL Agents calls it vs PyTorch: max abs diff "
+                     f"{_diffs(godot['max_abs_diff'])} passed")
+    if "sentis" in target:
+        lines.append(f"  every graph uses only operators all Sentis importers 1.3-2.4 convert "
+                     f"({len(target['sentis']['operators'])} op types)")
+    return lines

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from ..algorithm import TRIAL_FAMILIES, gradient_algorithm
-from ..errors import GameadaptError
+from ..errors import GameadaptError, warn
 from ..files import (
     fault_point,
     fsync_tree,
@@ -71,8 +71,8 @@ from ..learn.context_policy import ContextPolicy
 from ..learn.policy import MLPPolicy
 from ..learn.recurrent import RecurrentPolicy
 from ..locks import lock_output
+from . import godot, sentis, stamp, verify
 from . import manifest as manifest_parts
-from . import stamp, verify
 from .adapter import WeightSpec, weight_specs, weights_blob
 from .context_verify import verify_context
 from .formats import (
@@ -82,6 +82,7 @@ from .formats import (
     ALL_FILES,
     DEFAULT_OPSET,
     ENCODER_FILE,
+    GODOT_FILE,
     INT8_FILE,
     LATENT_MODES,
     MANIFEST_FILE,
@@ -103,6 +104,7 @@ from .onnx_export import (
 )
 from .recurrent_verify import verify_recurrent
 from .sources import PolicySource, ShippedPolicy, load_policy_source
+from .targets import DEFAULT_TARGET, Target, check_target, get_target, resolve_opset
 
 Log = Callable[[str], None]
 
@@ -132,6 +134,7 @@ class ExportPlan:
     files: list[str]  # every file it writes, the manifest last
     action: str = "greedy"  # what policy.onnx's action output is: greedy or sampled
     latent: str | None = None  # a context export's latent mode: mean or sample
+    runtime: Target = field(default_factory=lambda: get_target(DEFAULT_TARGET))  # --target
 
     @property
     def target(self) -> Path:
@@ -155,6 +158,7 @@ class Staged:
 
     folder: Path
     graphs: dict[str, OnnxGraph]
+    files: list[str]  # what the folder holds, the manifest last
     weights: list[WeightSpec] | None = None
     blob: bytes = b""  # weights.bin
     checks: dict[str, Any] = field(default_factory=dict)
@@ -163,16 +167,18 @@ class Staged:
 
 
 def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None = None, *,
-                  opset: int = DEFAULT_OPSET, quantize: str | None = None,
+                  opset: int | None = None, quantize: str | None = None,
                   with_adapter: bool = False, force: bool = False,
                   samples: int = 1024, log: Log | None = None,
-                  action: str | None = None, latent: str | None = None) -> ExportResult:
+                  action: str | None = None, latent: str | None = None,
+                  target: str = DEFAULT_TARGET) -> ExportResult:
     """Export, verify and write a policy folder; see the module docstring.
 
     ``source`` is a run folder, an adapted-policy folder or a loaded :class:`PolicySource`;
     ``action`` is ``"greedy"`` or ``"sampled"`` (default :func:`default_action_mode`);
     ``latent``, for a context policy only, ``"mean"`` or ``"sample"`` (default
-    :func:`default_latent_mode`).
+    :func:`default_latent_mode`); ``target`` the runtime (:mod:`~gameadapt.ship.targets`),
+    which sets the opset unless ``opset`` agrees with it.
     Refuses to overwrite an existing ``policy.onnx``/``policy.json`` (or any other file it
     would write) unless ``force``. Raises one-line :class:`GameadaptError` for bad input, an
     opset the exporters cannot reach and failed verification; nothing is written then.
@@ -180,7 +186,7 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
     log = log or (lambda message: None)
     plan = plan_export(source, out_dir, opset=opset, quantize=quantize,
                        with_adapter=with_adapter, force=force, samples=samples, action=action,
-                       latent=latent)
+                       latent=latent, target=target)
     with export_lock(plan.target):
         remove_debris(plan.target)
         _check_destination(plan.target, plan.files, plan.force)
@@ -191,27 +197,34 @@ def export_policy(source: PolicySource | Path | str, out_dir: Path | str | None 
             verify_staged(plan, staged, log)
             fault_point("export:verified")
             written = publish(plan, staged)
-    return ExportResult(plan.out_dir, written, {name: plan.out_dir / name for name in plan.files},
+    return ExportResult(plan.out_dir, written, {name: plan.out_dir / name for name in staged.files},
                         staged.seconds)
 
 
-def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *, opset: int,
-                quantize: str | None, with_adapter: bool, force: bool, samples: int,
-                action: str | None = None, latent: str | None = None) -> ExportPlan:
+def plan_export(source: PolicySource | Path | str, out_dir: Path | str | None, *,
+                opset: int | None, quantize: str | None, with_adapter: bool, force: bool,
+                samples: int, action: str | None = None, latent: str | None = None,
+                target: str = DEFAULT_TARGET) -> ExportPlan:
     """Check the settings, load the source and check the destination (nothing is built)."""
+    runtime = get_target(target)
+    opset = resolve_opset(runtime, opset)
     check_settings(opset, quantize, with_adapter, action, latent)
     if samples < 1000:
         raise GameadaptError(f"verification needs at least 1000 observations, got {samples}")
     if not isinstance(source, PolicySource):
         source = load_policy_source(Path(source))
+    algorithm = source.session.algorithm
+    check_target(runtime, quantize, algorithm.family, algorithm.name)
     check_trial_family(source, quantize, with_adapter, latent)
+    if runtime.name == "godot" and not source.policy.discrete:
+        godot.action_bounds(source.mlp_policy)  # a one-line error if unbounded
     folder = Path(out_dir) if out_dir is not None else default_output_dir(source)
-    files = planned_files(with_adapter, quantize, source.context)
+    files = planned_files(with_adapter, quantize, source.context, runtime.extra_file)
     _check_destination(folder, files, force)
     latent = (latent or default_latent_mode(source)) if source.context else None
     return ExportPlan(source, source.policy.cpu().eval(), folder, opset, quantize,
                       with_adapter, force, samples, files, action or default_action_mode(source),
-                      latent)
+                      latent, runtime)
 
 
 def default_action_mode(source: PolicySource) -> str:
@@ -282,6 +295,12 @@ def build_graphs(plan: ExportPlan, log: Log) -> dict[str, OnnxGraph]:
         acting, encoder = export_context_graphs(plan.policy, plan.opset, plan.sampled)
         return {POLICY_FILE: acting, ENCODER_FILE: encoder}
     graphs = {POLICY_FILE: export_policy_graph(plan.mlp, plan.opset, plan.sampled)}
+    if plan.runtime.extra_file == GODOT_FILE:
+        log(f"exporting {GODOT_FILE} (Godot RL Agents' signature) ...")
+        greedy = (export_policy_graph(plan.mlp, plan.opset) if plan.sampled
+                  else graphs[POLICY_FILE])
+        graphs[GODOT_FILE] = OnnxGraph(godot.godot_model(greedy.model, plan.mlp),
+                                       greedy.exporter, greedy.seconds)
     if plan.with_adapter:
         log(f"exporting {WEIGHTS_POLICY_FILE} and {ADAPTER_FILE} ...")
         graphs[WEIGHTS_POLICY_FILE] = export_weights_policy_graph(plan.mlp, plan.opset)
@@ -324,7 +343,8 @@ def staging_folder(out_dir: Path) -> Iterator[Path]:
 def stage(plan: ExportPlan, graphs: dict[str, OnnxGraph], folder: Path) -> Staged:
     """Write the graphs, stamped (:func:`~gameadapt.ship.stamp.stamp`), and ``weights.bin``
     into the staging folder."""
-    staged = Staged(folder, graphs, seconds={name: g.seconds for name, g in graphs.items()})
+    staged = Staged(folder, graphs, [name for name in plan.files if name != INT8_FILE],
+                    seconds={name: g.seconds for name, g in graphs.items()})
     essentials = graph_essentials(plan)
     blobs = {name: stamp.stamp(graph.model, name, essentials).SerializeToString()
              for name, graph in graphs.items()}
@@ -357,20 +377,47 @@ def verify_staged(plan: ExportPlan, staged: Staged, log: Log) -> None:
     staged.checks, staged.parts["adapter"] = checks, None
     if plan.with_adapter:
         _verify_adapter_files(plan, staged, observations)
+    if GODOT_FILE in staged.graphs:
+        staged.checks["godot"] = godot.verify_godot(plan.mlp, folder / GODOT_FILE, observations)
+        _require_passed(staged.checks["godot"], GODOT_FILE)
     staged.parts["latency_us"] = verify.measure_latency(folder / POLICY_FILE)
     if isinstance(policy, ContextPolicy):
         staged.parts["latency_us"]["encoder"] = verify.measure_latency(folder / ENCODER_FILE)
-    staged.parts["quantization"] = None
-    if plan.quantize:
-        log("quantising to int8 ...")
-        started = time.perf_counter()
+    staged.parts["quantization"] = _quantized(plan, staged, observations, log) \
+        if plan.quantize else None
+    staged.parts["target"] = _target_entry(plan, staged)
+
+
+def _quantized(plan: ExportPlan, staged: Staged, observations: Any, log: Log
+               ) -> dict[str, Any]:
+    """Write and check ``policy.int8.onnx``; one that fails its check is left out with a
+    warning (an optional file never stops the float32 export)."""
+    log("quantising to int8 ...")
+    started = time.perf_counter()
+    path = staged.folder / INT8_FILE
+    try:
         quantization = verify.quantize_int8(
-            plan.mlp, folder / POLICY_FILE, folder / INT8_FILE, observations, plan.sampled,
-            finish=lambda path: stamp.stamp_file(path, graph_essentials(plan)))
-        staged.seconds[INT8_FILE] = time.perf_counter() - started
-        _require_passed(quantization, INT8_FILE,
-                        hint="; export without --quantize or keep the float32 policy")
-        staged.parts["quantization"] = quantization
+            plan.mlp, staged.folder / POLICY_FILE, path, observations, plan.sampled,
+            finish=lambda written: stamp.stamp_file(written, graph_essentials(plan)))
+    except GameadaptError as exc:
+        quantization = {"type": "int8-dynamic", "file": INT8_FILE, "passed": False,
+                        "failure": str(exc)}
+    staged.seconds[INT8_FILE] = time.perf_counter() - started
+    if quantization["passed"]:
+        staged.files.insert(-1, INT8_FILE)
+    else:
+        path.unlink(missing_ok=True)
+        warn(f"{INT8_FILE} was not written: {quantization.get('failure', 'mismatch')}; "
+             f"the float32 export is complete without it")
+    return quantization
+
+
+def _target_entry(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
+    """The manifest's ``target``: the runtime, and for ``sentis`` its operator check."""
+    entry: dict[str, Any] = {"name": plan.runtime.name, "runtime": plan.runtime.runtime}
+    if plan.runtime.name == "sentis":
+        entry["sentis"] = sentis.check_graphs(staged.folder, staged.files)
+    return entry
 
 
 def _verify_adapter_files(plan: ExportPlan, staged: Staged, observations: Any) -> None:
@@ -398,7 +445,7 @@ def publish(plan: ExportPlan, staged: Staged) -> dict[str, Any]:
     written = manifest_parts.manifest(plan.source, plan.policy, opset, plan.action, {
         "onnxruntime_version": verify.onnxruntime_version(),
         "onnx_version": verify.onnx_version(),
-        "files": manifest_parts.file_entries(staged.folder, plan.files[:-1], exporters),
+        "files": manifest_parts.file_entries(staged.folder, staged.files[:-1], exporters),
         "weights": [spec.to_json() for spec in staged.weights] if staged.weights else None,
         "verification": staged.checks,
         **staged.parts,
@@ -429,10 +476,12 @@ def default_output_dir(source: PolicySource) -> Path:
     return Path("exports") / f"{source.spec.id}-{source.path.resolve().name}"
 
 
-def planned_files(with_adapter: bool, quantize: str | None, context: bool = False
-                  ) -> list[str]:
-    """The files an export writes, the manifest last."""
-    names = [POLICY_FILE, *([ENCODER_FILE] if context else [])]
+def planned_files(with_adapter: bool, quantize: str | None, context: bool = False,
+                  extra_file: str | None = None) -> list[str]:
+    """The files an export may write, the manifest last (an int8 copy that fails its check
+    is left out: :attr:`Staged.files`)."""
+    names = [POLICY_FILE, *([ENCODER_FILE] if context else []),
+             *([extra_file] if extra_file else [])]
     if quantize:
         names.append(INT8_FILE)
     if with_adapter:

@@ -15,8 +15,9 @@ WEIGHTS_POLICY_FILE = "policy_weights.onnx"
 ADAPTER_FILE = "adapter.onnx"
 WEIGHTS_FILE = "weights.bin"
 ENCODER_FILE = "encoder.onnx"  # a context export's posterior update
+GODOT_FILE = "godot.onnx"  # --target godot: policy.onnx with Godot RL Agents' signature
 ALL_FILES = (POLICY_FILE, INT8_FILE, WEIGHTS_POLICY_FILE, ADAPTER_FILE, WEIGHTS_FILE,
-             ENCODER_FILE, MANIFEST_FILE)
+             ENCODER_FILE, GODOT_FILE, MANIFEST_FILE)
 
 DEFAULT_OPSET = 18
 MIN_OPSET, MAX_OPSET = 7, 21
@@ -41,7 +42,7 @@ ENCODER_OUTPUTS = ("precision_sum_out", "weighted_sum_out", "posterior_mean",
 # (every kind, at opsets ORT_CHECKED_OPSETS; README "Older ONNX Runtimes").
 ORT_CHECKED_OPSETS = (15, DEFAULT_OPSET)
 OLDEST_ONNXRUNTIME = {POLICY_FILE: "1.15.1", INT8_FILE: "1.15.1", WEIGHTS_POLICY_FILE: "1.15.1",
-                      ADAPTER_FILE: "1.15.1", ENCODER_FILE: "1.15.1"}
+                      ADAPTER_FILE: "1.15.1", ENCODER_FILE: "1.15.1", GODOT_FILE: "1.15.1"}
 
 
 def min_onnxruntime(file_name: str, opset: int, current: str) -> str:

@@ -26,6 +26,7 @@ from ..errors import GameadaptError
 from .formats import (
     ADAPTER_FILE,
     ENCODER_FILE,
+    GODOT_FILE,
     INT8_FILE,
     MANIFEST_FILE,
     POLICY_FILE,
@@ -36,7 +37,7 @@ METADATA_PREFIX = "gameadapt."
 METADATA_KEYS = ("format", "game", "role", "manifest", "observation_space", "action_space",
                  "action_mode", "action_scaling", "state_size", "latent_size")
 ROLES = {POLICY_FILE: "policy", INT8_FILE: "policy_int8", WEIGHTS_POLICY_FILE: "policy_weights",
-         ADAPTER_FILE: "adapter", ENCODER_FILE: "encoder"}
+         ADAPTER_FILE: "adapter", ENCODER_FILE: "encoder", GODOT_FILE: "godot"}
 FUNCTIONS_MIN_IR = 8  # model-local functions are IR 8
 LOOSE_INITIALIZERS_MIN_IR = 4  # before IR 4 every initializer had to be a graph input
 

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from gameadapt.hashrandom import uniform
-from gameadapt.variants import Choice, FloatRange, IntRange, Param, Variant, VariantSpace
+from gameadapt.variants import Choice, FloatRange, IntRange, Param, Text, Variant, VariantSpace
 from gameadapt.xp import cast
 
-from .levels import distance_map, generate_level
+from .levels import MAX_LAYOUT_LENGTH, MAX_SIZE, MIN_SIZE, check_layout, distance_map, level_of
 
 OBS_DIM = 9
 NUM_ACTIONS = 4  # 0 up, 1 down, 2 left, 3 right
@@ -36,7 +36,6 @@ CONTROLS: dict[str, tuple[int, int, int, int]] = {
     "antitransposed": (3, 2, 1, 0),  # up <-> right, down <-> left
 }
 ALL_CONTROLS = tuple(CONTROLS)
-MIN_SIZE, MAX_SIZE = 5, 9
 PADDED = MAX_SIZE + 2  # padded wall grids have a one-cell wall border
 
 VARIANT_SPACE = VariantSpace([
@@ -45,6 +44,11 @@ VARIANT_SPACE = VariantSpace([
     Param("size", "level", IntRange(MIN_SIZE, MAX_SIZE), 7, "grid side length in cells"),
     Param("wall_density", "level", FloatRange(0.0, 0.35), 0.15,
           "probability that a cell is a wall"),
+    Param("layout", "level",
+          Text(MAX_LAYOUT_LENGTH, check_layout,
+               f"rows of . # A G joined by /, square {MIN_SIZE}..{MAX_SIZE}; empty: generated"),
+          "", "an explicit level: rows joined by '/', '.' floor, '#' wall, 'A' start, 'G' goal "
+          "(one each, the goal reachable); when set, seed, size and wall_density are ignored"),
     Param("controls", "rules", Choice(ALL_CONTROLS), "normal",
           "symmetry of the square that maps intended to actual move directions (not observed: "
           "adaptation must identify it)",
@@ -94,8 +98,7 @@ class State(NamedTuple):
 
 def build_params(variants: Sequence[Variant]) -> Params:
     """Numpy tables for validated variants (one task each), with ``task = arange(T)``."""
-    levels = [generate_level(v["level"]["seed"], v["level"]["size"], v["level"]["wall_density"])
-              for v in variants]
+    levels = [level_of(v["level"]) for v in variants]
     walls = np.ones((len(variants), PADDED, PADDED), dtype=bool)
     distance = np.zeros((len(variants), PADDED, PADDED), dtype=np.int64)
     for i, level in enumerate(levels):

@@ -1,21 +1,29 @@
-"""Grid-navigation level generation (numpy only): walls, a start and a goal, always solvable.
+"""Grid-navigation levels (numpy only): walls, a start and a goal, always solvable.
 
 Cells are addressed as ``(x, y)``: ``x`` is the column, ``y`` the row (row 0 at the top);
-``walls`` is indexed ``walls[y, x]``. A level is a pure function of ``(seed, size,
+``walls`` is indexed ``walls[y, x]``. A generated level is a pure function of ``(seed, size,
 wall_density)``: candidates are drawn from a generator seeded with those values and an
-attempt number, and the first candidate that BFS can solve is kept.
+attempt number, and the first candidate that BFS can solve is kept. A *layout* is a level
+written out as text (``level.layout``): rows joined by ``/``, ``.`` floor, ``#`` wall,
+``A`` the start, ``G`` the goal, e.g. ``A..../.###./...../.#.#./....G``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gameadapt.grids import Cell, distance_map, shortest_path, shortest_path_length
 
 MAX_ATTEMPTS = 1000
-__all__ = ["Cell", "Level", "distance_map", "generate_level", "shortest_path",
-           "shortest_path_length"]
+MIN_SIZE, MAX_SIZE = 5, 9
+LAYOUT_ROW_SEPARATOR = "/"
+LAYOUT_CHARACTERS = ".#AG"  # floor, wall, start, goal
+MAX_LAYOUT_LENGTH = MAX_SIZE * (MAX_SIZE + 1) - 1
+__all__ = ["Cell", "Level", "check_layout", "distance_map", "generate_level", "layout_of",
+           "level_of", "parse_layout", "shortest_path", "shortest_path_length"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,3 +61,52 @@ def generate_level(seed: int, size: int, wall_density: float) -> Level:
         if shortest_path(walls, start, goal) is not None:
             return Level(walls, start, goal)
     return Level(np.zeros((size, size), dtype=bool), (0, 0), (size - 1, size - 1))
+
+
+def level_of(level: Mapping[str, Any]) -> Level:
+    """The level of a validated variant's ``level`` part: its layout if it has one, else the
+    one generated from ``seed``, ``size`` and ``wall_density``."""
+    if level.get("layout"):
+        return parse_layout(level["layout"])
+    return generate_level(level["seed"], level["size"], level["wall_density"])
+
+
+def parse_layout(text: str) -> Level:
+    """The level a layout describes; a :class:`ValueError` naming the first problem."""
+    rows = text.split(LAYOUT_ROW_SEPARATOR)
+    size = len(rows)
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"a layout has {MIN_SIZE} to {MAX_SIZE} rows separated by "
+                         f"{LAYOUT_ROW_SEPARATOR!r}, got {size}")
+    for y, row in enumerate(rows):
+        if len(row) != size:
+            raise ValueError(f"a layout is square: row {y} has {len(row)} cells, "
+                             f"there are {size} rows")
+        bad = [c for c in row if c not in LAYOUT_CHARACTERS]
+        if bad:
+            raise ValueError(f"row {y} has {bad[0]!r}: use . floor, # wall, A start, G goal")
+    cells = {mark: [(x, y) for y, row in enumerate(rows) for x, c in enumerate(row) if c == mark]
+             for mark in "AG"}
+    for mark, what in (("A", "start"), ("G", "goal")):
+        if len(cells[mark]) != 1:
+            raise ValueError(f"a layout has exactly one {mark} (the {what}), got "
+                             f"{len(cells[mark])}")
+    walls = np.array([[c == "#" for c in row] for row in rows], dtype=bool)
+    start, goal = cells["A"][0], cells["G"][0]
+    if shortest_path(walls, start, goal) is None:
+        raise ValueError("the goal G cannot be reached from the start A")
+    return Level(walls, start, goal)
+
+
+def check_layout(text: str) -> str:
+    """``text`` if it is a valid layout (the ``level.layout`` domain's rule)."""
+    parse_layout(text)
+    return text
+
+
+def layout_of(level: Level) -> str:
+    """A level written as a layout (:func:`parse_layout` reads it back)."""
+    rows = [["#" if wall else "." for wall in row] for row in level.walls]
+    rows[level.start[1]][level.start[0]] = "A"
+    rows[level.goal[1]][level.goal[0]] = "G"
+    return LAYOUT_ROW_SEPARATOR.join("".join(row) for row in rows)
