@@ -38,6 +38,7 @@ MAX_ITERATIONS = 10_000_000  # train --iterations, --checkpoint-every
 MAX_LAYER_WIDTH = 4096  # every entry of -o hidden_sizes / encoder_sizes, rl2's hidden_size
 MAX_LAYERS = 16  # entries of -o hidden_sizes / encoder_sizes
 MAX_TORCH_THREADS = 1024  # GAMEADAPT_TORCH_THREADS
+MAX_PROCESSES = 1024  # train --nproc
 MEMORY_SHARE = 0.5  # a training iteration or an evaluation may use this share of MemAvailable
 MEMORY_FLAG = "--ignore-memory-limit"
 

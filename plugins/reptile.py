@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 def reptile_update(learner: Learner, step: MetaStep) -> dict[str, float]:
     """One optimiser step along ``θ − mean_i θ'ᵢ``."""
     import torch
+    from gameadapt.learn import shard  # imports torch: loaded when the rule runs
 
     adapted = step.batch.adapted
     assert adapted is not None  # the learner always hands the rule its adaptation
     step.optimizer.zero_grad(set_to_none=True)
     with torch.no_grad():
-        grads = {name: value.detach() - adapted[name].mean(0)
+        # the mean over the whole meta-batch (summed over the ranks when it is sharded)
+        grads = {name: value.detach() - shard.tasks_mean(adapted[name].detach())
                  for name, value in step.params.items()}
         for name, value in step.params.items():
             value.grad = grads[name]

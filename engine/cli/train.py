@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from ..limits import (
     MAX_EPISODES,
     MAX_INNER_STEPS,
     MAX_ITERATIONS,
+    MAX_PROCESSES,
     MAX_TASKS,
     MAX_TRIALS,
 )
 from ..train.stopping import EXIT_INTERRUPTED, INTERRUPTED, DeferredInterrupt, stop_check
 from ..variants import SPLITS, as_split
+from .launch import launch
 from .options import SEED, InputPath, OutputPath, echo_json, int_list, json_option, memory_option
 from .progress import TrainProgress
 
@@ -56,27 +59,88 @@ from .progress import TrainProgress
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
               help="Stop at the first iteration boundary after this many minutes, with a "
                    "checkpoint (continue later with --resume).")
+@click.option("--nproc", type=click.IntRange(1, MAX_PROCESSES),
+              help="Train on N processes of this machine (what torchrun --nproc-per-node N "
+                   "does; for several machines run torchrun yourself).")
 @memory_option
 def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
                   config_file: Path | None, extra_options: tuple[str, ...],
-                  max_minutes: float | None, **flags: Any) -> None:
+                  max_minutes: float | None, nproc: int | None, **flags: Any) -> None:
     """Meta-train an agent on GAME's variants (or continue a run with --resume).
 
     Ctrl-C stops at the end of the running iteration and saves it (exit code 130); a second
-    Ctrl-C stops at once, keeping the last checkpoint.
+    Ctrl-C stops at once, keeping the last checkpoint. Under torchrun (or with --nproc) the
+    meta-batch is split across the processes; rank 0 writes the run folder.
     """
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.distributed import launched
+
     if resume is not None and run_dir is not None and \
             Path(run_dir).resolve() != Path(resume).resolve():
         raise GameadaptError(f"--resume {resume} continues the run in its own folder; drop "
                              f"--run-dir {run_dir} (or give the same folder)")
+    if nproc is not None and nproc > 1 and not launched():
+        click.get_current_context().exit(launch(nproc, sys.argv[1:]))
+    world = _join(resume, flags)
     with contextlib.ExitStack() as owned:  # the run folder's lock, held until the end
-        if resume is not None:
-            session, run = _resumed_session(resume, game, config_file, extra_options, flags,
-                                            owned)
-        else:
-            session, run = _new_session(game, run_dir, config_file, extra_options, flags, owned)
+        session, run = _start(world, game, resume, run_dir, config_file, extra_options, flags,
+                              owned)
         session = train_with_progress(session, run, max_minutes=max_minutes)
-    _report(session, run, max_minutes)
+    if session.writer:
+        _report(session, run, max_minutes)
+
+
+def _join(resume: Path | None, flags: dict[str, Any]) -> Any:
+    """Join torchrun's process group, if launched by it (gloo, or NCCL for CUDA runs)."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.distributed import join
+    from ..train.runs import RunDir
+
+    device = flags.get("device")
+    if device is None and resume is not None:
+        with contextlib.suppress(GameadaptError, OSError, ValueError, KeyError, TypeError):
+            device = RunDir(resume).read_config()["train"]["device"]
+    return join(device or "auto")
+
+
+def _start(world: Any, game: str | None, resume: Path | None, run_dir: Path | None,
+           config_file: Path | None, extra_options: tuple[str, ...], flags: dict[str, Any],
+           owned: contextlib.ExitStack) -> tuple[Any, Any]:
+    """The session and run folder: rank 0 (or the only process) locks, creates or loads the
+    run and writes its config; the other ranks then load it, read-only."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.distributed import agree_ok, broadcast_state, record
+    from ..train.session import load_session
+
+    if world is not None and not world.writer:
+        agree_ok(world, True, "start the run")  # waits for rank 0's folder
+        run = _new_config(game, run_dir, config_file, extra_options, dict(flags))[1] \
+            if resume is None else _run_dir(resume)
+        session = load_session(run)
+    else:
+        try:
+            if resume is not None:
+                session, run = _resumed_session(resume, game, config_file, extra_options,
+                                                flags, owned)
+            else:
+                session, run = _new_session(game, run_dir, config_file, extra_options, flags,
+                                            owned)
+            run.write_config({**run.read_config(),  # the world size and the split
+                              "distributed": record(world, session.config.meta_batch)})
+        except BaseException:
+            agree_ok(world, False, "start the run")
+            raise
+        agree_ok(world, True, "start the run")
+    session.world = world
+    broadcast_state(world, session.policy)
+    return session, run
+
+
+def _run_dir(path: Path) -> Any:
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.runs import RunDir
+
+    return RunDir(path)
 
 
 def _resumed_session(resume: Path, game: str | None, config_file: Path | None,
@@ -123,8 +187,19 @@ def _new_session(game: str | None, run_dir: Path | None, config_file: Path | Non
     start fails, a folder it made is removed again.
     """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.session import start_run
+
+    config, run = _new_config(game, run_dir, config_file, extra_options, flags)
+    owned.enter_context(run.locked(create=True))
+    return start_run(config, run), run
+
+
+def _new_config(game: str | None, run_dir: Path | None, config_file: Path | None,
+                extra_options: tuple[str, ...], flags: dict[str, Any]) -> tuple[Any, Any]:
+    """A new run's config from a config file, flags and ``-o`` options, and its folder."""
+    # torch loads here, when the command runs: gameadapt --help stays torch-free
     from ..train.runs import RunDir
-    from ..train.session import load_config_file, make_config, start_run
+    from ..train.session import load_config_file, make_config
 
     values = load_config_file(config_file) if config_file is not None else {}
     options = dict(values.get("options", {}))
@@ -144,9 +219,8 @@ def _new_session(game: str | None, run_dir: Path | None, config_file: Path | Non
         options[key.strip()] = text.strip()
     values["options"] = options
     config = make_config(values)
-    run = RunDir(run_dir or Path("runs") / f"{config.game}-{config.algorithm}-seed{config.seed}")
-    owned.enter_context(run.locked(create=True))
-    return start_run(config, run), run
+    return config, RunDir(run_dir or Path("runs") /
+                          f"{config.game}-{config.algorithm}-seed{config.seed}")
 
 
 def _report(session: Any, run: Any, max_minutes: float | None) -> None:
@@ -176,29 +250,40 @@ def train_with_progress(session: Any, run: Any, why: str | None = None,
     The process is tuned for training first (torch threads, malloc: see train.tuning).
     """
     # torch loads here, when the command runs: gameadapt --help stays torch-free
+    from ..train.distributed import leave, lost_peer, lost_peer_error
     from ..train.trainer import train
     from ..train.tuning import tune_process
 
     config = session.config
-    click.echo(f"training {config.algorithm} on {config.game} ({config.meta_batch} tasks x "
-               f"{config.envs_per_task} episodes per iteration, device {session.device}) "
-               f"in {run.path}" + (f": {why}" if why else ""), err=True)
+    world = session.world
+    echo = click.echo if session.writer else (lambda *args, **kwargs: None)  # rank 0 speaks
+    processes = f", {world.size} processes ({world.backend})" if world is not None else ""
+    echo(f"training {config.algorithm} on {config.game} ({config.meta_batch} tasks x "
+         f"{config.envs_per_task} episodes per iteration, device {session.device}{processes}) "
+         f"in {run.path}" + (f": {why}" if why else ""), err=True)
     if session.iteration >= config.iterations:
-        click.echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
+        echo(f"{run.path} has already reached {config.iterations} iterations", err=True)
         return session
     tune_process(session.device)
     progress = TrainProgress(session.iteration, config.iterations,
-                             budget_seconds=None if max_minutes is None else max_minutes * 60)
+                             budget_seconds=None if max_minutes is None else max_minutes * 60) \
+        if session.writer else None
 
     def on_ctrl_c() -> None:
-        click.echo("\nCtrl-C: stopping after this iteration (Ctrl-C again to stop now) ...",
-                   err=True)
+        echo("\nCtrl-C: stopping after this iteration (Ctrl-C again to stop now) ...", err=True)
 
     with DeferredInterrupt(on_ctrl_c) as interrupt:
         try:
             train(session, run, progress=progress, should_stop=stop_check(interrupt, max_minutes))
+        except RuntimeError as exc:  # a collective failed: another rank died
+            if world is None or not lost_peer_error(exc):
+                raise
+            raise lost_peer(world, exc, f"gameadapt train --resume {shlex.quote(str(run.path))}"
+                            ) from None
         finally:
-            progress.close()
+            if progress is not None:
+                progress.close()
+            leave(world)
     return session
 
 

@@ -27,9 +27,9 @@ import torch
 from ..algorithm import AdaptationFamily
 from ..limits import LAYER_SIZES_RULE, check_layer_sizes
 from .context_policy import Z_UPDATES, ContextPolicy, ZUpdate
-from .meta import masked_mean
 from .options import COEF_MAX, check_options, within
 from .ppo import Batch, PPOConfig, TrialLearner, clipped_surrogate
+from .shard import masked_mean  # sharded: this rank's share of the whole mean
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def context_loss(policy: ContextPolicy, batch: Batch, cfg: ContextConfig
                                      batch["noise"])
     loss, stats = clipped_surrogate(policy.log_prob(dist, batch["actions"]),
                                     policy.entropy(dist), values, batch, cfg)
-    if kl.numel() == 0:  # one episode per trial: the prior is all it ever acts on
+    if kl.shape[0] == 0:  # one episode per trial: the prior is all it ever acts on
         return loss, stats
     kl_mean = masked_mean(kl, torch.ones_like(kl))
     stats["kl"] = kl_mean.detach()

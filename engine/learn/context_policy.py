@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import GameadaptError
+from . import shard
 from .policy import ActionHead, DistParams
 from .posterior import (Sums, add_factors, episode_start_sums, factor_terms, kl_to_prior,
                         posterior, prior_sums, step_sums)
@@ -146,8 +147,7 @@ class ContextMemory:
         if self.latent == "mean":
             self.noise = torch.zeros_like(mean)
         else:
-            self.noise = torch.randn(mean.shape, generator=generator, device=mean.device,
-                                     dtype=mean.dtype)
+            self.noise = shard.normal(mean.shape, generator, mean.device, mean.dtype)
         self.z = mean + variance.sqrt() * self.noise
         return self.noise
 

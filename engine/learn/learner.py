@@ -43,6 +43,7 @@ from .options import (
     options_from_mapping,
     within,
 )
+from . import shard
 from .policy import MLPPolicy, Params, detached, expand_params
 from .rollout import Episodes, learner_returns, sample_episodes
 
@@ -215,9 +216,9 @@ class Learner:
             policy.update_normalizer(torch.cat([pre.observations, post.observations]),
                                      torch.cat([pre.mask, post.mask]))
         return {
-            "pre_return": pre_episodes.returns.mean().item(),
-            "post_return": post_episodes.returns.mean().item(),
-            "env_steps": float(pre_episodes.num_steps + post_episodes.num_steps),
+            "pre_return": shard.global_mean(pre_episodes.returns),
+            "post_return": shard.global_mean(post_episodes.returns),
+            "env_steps": shard.sums(pre_episodes.num_steps + post_episodes.num_steps)[0],
             **stats,
         }
 
@@ -231,16 +232,18 @@ class Learner:
         covers every task; later steps start from updated parameters.
         """
         cfg = self.config
-        slices = task_slices(step.batch.post.num_tasks, cfg.outer_minibatches)
+        slices = task_slices(shard_total(step.batch.post.num_tasks), cfg.outer_minibatches)
         first: MetaBatch | None = step.batch if len(slices) == 1 else None
         steps = 0
         for _ in range(cfg.outer_epochs):
-            for chunk in slices:
-                batch = first if first is not None else step.batch.tasks(chunk)
+            for chunk in slices:  # a slice of the meta-batch; sharded: this rank's part of it
+                batch = first if first is not None else step.batch.tasks(local_tasks(chunk))
                 first = None
-                loss, stats = outer_loss(step.policy, step.params, batch, inner, self.surrogate)
+                loss, stats = outer_loss(step.policy, step.params, batch, inner, self.surrogate,
+                                         chunk.stop - chunk.start)
                 step.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                shard.reduce_gradients(step.params.values())  # sharded: the whole gradient
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(list(step.params.values()), cfg.max_grad_norm)
                 step.optimizer.step()
@@ -248,6 +251,22 @@ class Learner:
                 if cfg.target_kl > 0 and stats["approx_kl"].item() > cfg.target_kl:
                     return _surrogate_stats(loss, stats, steps)
         return _surrogate_stats(loss, stats, steps)
+
+
+def shard_total(num_tasks: int) -> int:
+    """The meta-batch's task count: ``num_tasks`` in one process, the shard's total when
+    sharded."""
+    current = shard.current()
+    return num_tasks if current is None else current.total
+
+
+def local_tasks(chunk: slice) -> slice:
+    """A slice of the meta-batch's tasks as a slice of this rank's (possibly empty)."""
+    current = shard.current()
+    if current is None:
+        return chunk
+    start, stop = max(chunk.start, current.start), min(chunk.stop, current.stop)
+    return slice(start - current.start, max(start, stop) - current.start)
 
 
 def task_slices(num_tasks: int, parts: int) -> list[slice]:
@@ -259,7 +278,8 @@ def task_slices(num_tasks: int, parts: int) -> list[slice]:
 
 def _surrogate_stats(loss: torch.Tensor, stats: dict[str, torch.Tensor], steps: int
                      ) -> dict[str, float]:
-    return {"outer_loss": loss.item(), "approx_kl": stats["approx_kl"].item(),
+    return {"outer_loss": shard.sums(loss.item())[0],  # sharded: the ranks' shares summed
+            "approx_kl": stats["approx_kl"].item(),
             "clip_fraction": stats["clip_fraction"].item(), "outer_steps": float(steps)}
 
 

@@ -33,6 +33,7 @@ import torch
 from torch.func import grad, vmap
 
 from ..algorithm import INNER_OBJECTIVES, InnerLoop, InnerObjective
+from . import shard
 from .advantages import baseline_advantages
 from .policy import MLPPolicy, Params, detached, evaluate_actions, expand_params
 from .rollout import Episodes
@@ -201,13 +202,17 @@ def surrogate_loss(log_probs: torch.Tensor, batch: TaskBatch | TaskSamples,
 
 
 def outer_loss(policy: MLPPolicy, params: Params, batch: MetaBatch, inner: InnerLoop,
-               surrogate: Surrogate) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               surrogate: Surrogate, tasks: int | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The meta-objective on ``batch.post`` after adapting the shared ``params`` on ``batch.pre``.
 
     Returns the loss (mean over tasks of each task's masked mean) and detached statistics
     ``approx_kl`` and ``clip_fraction``. ``inner.steps == 0`` gives the plain multi-task loss.
-    ``batch.adapted``, when given, is used instead of recomputing the inner steps.
+    ``batch.adapted``, when given, is used instead of recomputing the inner steps. Sharded,
+    the mean is over ``tasks`` tasks of all ranks (default: the whole meta-batch).
     """
+    if batch.post.num_tasks == 0:  # a rank with none of a minibatch's tasks: zero share
+        return _no_tasks(params)
     samples = TaskSamples.of(batch.post)
     adapted = batch.adapted
     if adapted is None:
@@ -215,17 +220,27 @@ def outer_loss(policy: MLPPolicy, params: Params, batch: MetaBatch, inner: Inner
                         TaskSamples.of(batch.pre), inner)
     log_probs, _ = vmap(partial(evaluate_actions, policy))(adapted, samples.observations,
                                                             samples.actions)
-    loss = task_masked_means(surrogate_loss(log_probs, samples, surrogate.objective,
-                                            surrogate.clip), samples.mask).mean()
+    loss = shard.task_mean(task_masked_means(surrogate_loss(log_probs, samples,
+                                                            surrogate.objective,
+                                                            surrogate.clip), samples.mask),
+                           tasks)
     with torch.no_grad():
         log_ratio = log_probs - samples.log_probs
         clipped = ((log_ratio.exp() - 1.0).abs() > surrogate.clip).float()
         stats = {
-            "approx_kl": task_masked_means(torch.expm1(log_ratio) - log_ratio,
-                                           samples.mask).mean(),
-            "clip_fraction": task_masked_means(clipped, samples.mask).mean(),
+            "approx_kl": shard.task_mean(task_masked_means(torch.expm1(log_ratio) - log_ratio,
+                                                           samples.mask), tasks),
+            "clip_fraction": shard.task_mean(task_masked_means(clipped, samples.mask), tasks),
         }
-    return loss, stats
+    # sharded: the loss is this rank's share (its gradient is all-reduced), stats the whole
+    return loss, shard.reduce_stats(stats)
+
+
+def _no_tasks(params: Params) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`outer_loss` of no tasks: zero, with zero gradients, and the shared statistics."""
+    loss = torch.stack([value.sum() * 0.0 for value in params.values()]).sum()
+    zero = torch.zeros((), device=loss.device)
+    return loss, shard.reduce_stats({"approx_kl": zero, "clip_fraction": zero})
 
 
 def meta_gradient(policy: MLPPolicy, params: Params, batch: MetaBatch, inner: InnerLoop,

@@ -25,6 +25,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import GameadaptError
+from . import shard
 
 Params = dict[str, torch.Tensor]
 DistParams = tuple[torch.Tensor, ...]
@@ -101,11 +102,11 @@ class ActionHead(nn.Module):
         """Draw actions (long for categorical) with noise from ``generator``."""
         if self.discrete:
             logits = dist[0]
-            uniform = torch.rand(logits.shape, generator=generator, device=logits.device,
-                                 dtype=logits.dtype).clamp_min(1e-20)
+            uniform = shard.uniform(logits.shape, generator, logits.device,
+                                    logits.dtype).clamp_min(1e-20)
             return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
         mean, log_std = dist
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = shard.normal(mean.shape, generator, mean.device, mean.dtype)
         return mean + torch.exp(log_std) * noise
 
     def greedy(self, dist: DistParams) -> torch.Tensor:
@@ -187,10 +188,9 @@ class MLPPolicy(ActionHead):
         flat = obs.reshape(-1, self.obs_dim).to(torch.float64)
         if mask is not None:
             flat = flat[mask.reshape(-1) > 0]
-        count = flat.shape[0]
+        count, mean, var = shard.moments(flat)  # over every rank's rows when sharded
         if count == 0:
             return
-        mean, var = flat.mean(0), flat.var(0, unbiased=False)
         old_count = self.obs_count.double()
         total = old_count + count
         delta = mean - self.obs_mean.double()

@@ -21,8 +21,9 @@ import torch
 from ..algorithm import AdaptationFamily
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
-from .learner import task_slices
-from .meta import masked_mean
+from . import shard
+from .learner import shard_total, task_slices
+from .shard import masked_mean
 from .options import (
     COEF_MAX,
     Check,
@@ -98,11 +99,13 @@ class ReturnScaled(torch.nn.Module):
     def update_return_scale(self, returns: torch.Tensor, mask: torch.Tensor) -> None:
         """Merge the second moment of ``returns`` (where ``mask`` is 1) into the statistics."""
         values = returns[mask > 0].to(torch.float64)
-        if values.numel() == 0:
+        size, square_sum = ((values.numel(), (values ** 2).sum()) if shard.current() is None
+                            else shard.sums(values.numel(), (values ** 2).sum()))  # every rank's
+        if size == 0:
             return
         count = self.return_count.double()
-        total = count + values.numel()
-        moment = (self.return_var.double() * count + (values ** 2).sum()) / total
+        total = count + size
+        moment = (self.return_var.double() * count + square_sum) / total
         self.return_var.copy_(moment.clamp_min(1e-8))
         self.return_count.copy_(total)
 
@@ -129,20 +132,32 @@ def ppo_update(params: Params, optimizer: torch.optim.Optimizer, batch: Batch,
                cfg: PPOConfig, seed: int, loss_fn: LossFn) -> dict[str, float]:
     """``epochs`` passes of ``minibatches`` optimiser steps, each on a slice of the trials
     of ``batch`` (shuffled with ``seed``); returns the last step's statistics."""
-    count = batch["mask"].shape[1]
+    trials, share = batch["mask"].shape[1], shard.current()
+    per_task = trials // share.size if share is not None else trials  # the envs of a task
+    count = shard_total(1) * per_task  # every rank's trials (this one's in one process)
     generator = torch.Generator().manual_seed(seed)
     stats: dict[str, torch.Tensor] = {}
     for _ in range(cfg.epochs):
         order = torch.randperm(count, generator=generator).to(batch["mask"].device)
         for part in task_slices(count, cfg.minibatches):
-            chunk = {name: value[:, order[part]] for name, value in batch.items()}
+            rows = shard.local_rows(order[part], per_task)  # sharded: this rank's trials
+            chunk = {name: value[:, rows] for name, value in batch.items()}
             loss, stats = loss_fn(chunk)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            shard.reduce_gradients(params.values())  # sharded: the whole gradient
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
             optimizer.step()
-    return {name: value.item() for name, value in stats.items()}
+    return {name: value.item() for name, value in shard.reduce_stats(stats).items()}
+
+
+def whole_mean(values: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """A masked mean over every rank's entries (``count`` of them), detached (the same on
+    every rank)."""
+    with torch.no_grad():
+        part = masked_mean(values, mask, count)
+        return part if shard.current() is None else shard.reduce_stats({"m": part})["m"]
 
 
 def clipped_surrogate(log_probs: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor,
@@ -152,22 +167,25 @@ def clipped_surrogate(log_probs: torch.Tensor, entropy: torch.Tensor, values: to
     masked means over the steps of ``batch`` (``log_probs``, ``entropy``, ``values``: the
     current policy's, ``[S, B]``); advantages are normalised over the minibatch."""
     mask = batch["mask"]
+    count = shard.mask_count(mask)  # the minibatch's steps, on every rank together
     advantages = batch["advantages"]
-    mean = masked_mean(advantages, mask)
-    std = masked_mean((advantages - mean) ** 2, mask).sqrt()
+    mean = whole_mean(advantages, mask, count)  # over every rank's share of the minibatch
+    std = whole_mean((advantages - mean) ** 2, mask, count).sqrt()
     advantages = (advantages - mean) / (std + 1e-8)
     log_ratio = log_probs - batch["log_probs"]
     ratio = log_ratio.exp()
     clipped = ratio.clamp(1 - cfg.clip, 1 + cfg.clip)
-    policy_loss = -masked_mean(torch.minimum(ratio * advantages, clipped * advantages), mask)
-    value_loss = masked_mean((values - batch["returns"]) ** 2, mask)
-    entropy_mean = masked_mean(entropy, mask)
+    policy_loss = -masked_mean(torch.minimum(ratio * advantages, clipped * advantages), mask,
+                               count)
+    value_loss = masked_mean((values - batch["returns"]) ** 2, mask, count)
+    entropy_mean = masked_mean(entropy, mask, count)
     loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
     with torch.no_grad():
         stats = {"outer_loss": loss.detach(), "value_loss": value_loss.detach(),
                  "entropy": entropy_mean.detach(),
-                 "approx_kl": masked_mean(torch.expm1(log_ratio) - log_ratio, mask),
-                 "clip_fraction": masked_mean(((ratio - 1).abs() > cfg.clip).float(), mask)}
+                 "approx_kl": masked_mean(torch.expm1(log_ratio) - log_ratio, mask, count),
+                 "clip_fraction": masked_mean(((ratio - 1).abs() > cfg.clip).float(), mask,
+                                              count)}
     return loss, stats
 
 
@@ -202,9 +220,9 @@ class TrialLearner:
         trials = sample_trials(game, cast(TrialPolicy, policy), self.trial_episodes, derive_seed(seed, 0))
         stats = self.update(policy, params, optimizer, trials, derive_seed(seed, 1))
         returns = trials.episode_returns  # [K, M, E]
-        return {"pre_return": learner_rows(returns[0], game).mean().item(),
-                "post_return": learner_rows(returns[-1], game).mean().item(),
-                "env_steps": float(trials.num_steps), **stats}
+        return {"pre_return": shard.global_mean(learner_rows(returns[0], game)),
+                "post_return": shard.global_mean(learner_rows(returns[-1], game)),
+                "env_steps": shard.sums(trials.num_steps)[0], **stats}
 
     def update(self, policy: torch.nn.Module, params: Params, optimizer: torch.optim.Optimizer,
                trials: Trials, seed: int) -> dict[str, float]:

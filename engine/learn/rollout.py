@@ -86,6 +86,8 @@ def sample_episodes(game: BatchedGame, policy: MLPPolicy, params: Params, seed: 
             success = now if success is None else success | now
         alive = alive & ~(result.terminated | result.truncated)
         obs = result.observation.to(device=device, dtype=torch.float32)
+        # sharded, a rank stops with its own envs: the round's generator is not used again,
+        # and the noise of its tasks at every step it plays is the one-process noise
         if not bool(alive.any()):
             break
     observations, actions, rewards, alive_before = (torch.stack(field) for field in zip(*steps))

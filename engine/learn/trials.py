@@ -19,6 +19,7 @@ import torch
 
 from ..game import BatchedGame
 from ..hashrandom import derive_seed
+from . import shard
 from .policy import DistParams
 
 LatentMode = Literal["sample", "mean"]
@@ -123,7 +124,7 @@ def sample_trials(game: BatchedGame, policy: TrialPolicy, episodes: int, seed: i
             success = _merge_success(success, result.success, alive)
             alive = alive & ~(result.terminated | result.truncated)
             obs = next_obs
-            if not bool(alive.any()):
+            if not shard.any_alive(alive):  # every rank's envs, when sharded
                 break
         successes.append(success)
     inputs, actions, rewards, mask, log_probs, values, episode = (

@@ -30,6 +30,7 @@ from ..limits import MAX_ITERATIONS, check_count, check_seed
 from ..textfiles import load_toml
 from ..variants import SPLITS, Split, Variant
 from .checkpoint import load_checkpoint
+from .distributed import World
 from .memory import check_training_resources
 from .runs import RunDir, RunError
 from .spacecheck import check_game_views
@@ -190,6 +191,12 @@ class Session:
     device: torch.device
     iteration: int = 0
     stopped: str | None = None  # why the last train() call stopped early, if it did
+    world: World | None = None  # the process group of a distributed run (train.distributed)
+
+    @property
+    def writer(self) -> bool:
+        """True if this process writes the run folder (one process, or rank 0)."""
+        return self.world is None or self.world.writer
 
     @property
     def agents(self) -> tuple[str, ...]:

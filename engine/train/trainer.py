@@ -16,8 +16,10 @@ from typing import Any
 import torch
 
 from ..files import remove_temp_files
+from ..learn.shard import sharded
 from ..learn.vector import make_batched_game
 from .checkpoint import save_checkpoint
+from .distributed import agree_stop, task_shard
 from .metrics import MetricsSink
 from .runs import RunDir, RunError
 from .session import Session, iteration_seed, iteration_variants
@@ -39,6 +41,9 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
     session.stopped = None
     if session.iteration >= session.config.iterations:
         return session
+    if not session.writer:  # another rank of a distributed run: rank 0 writes the folder
+        _train_locked(session, None, progress, should_stop)
+        return session
     with run.locked():
         remove_temp_files(run.path)  # what killed checkpoint and config writes left
         _train_locked(session, run, progress, should_stop)
@@ -46,25 +51,29 @@ def train(session: Session, run: RunDir, progress: ProgressCallback | None = Non
     return session
 
 
-def _train_locked(session: Session, run: RunDir, progress: ProgressCallback | None,
+def _train_locked(session: Session, run: RunDir | None, progress: ProgressCallback | None,
                   should_stop: StopCheck | None) -> None:
-    """The loop of :func:`train`, in a run folder this process owns.
+    """The loop of :func:`train`, in a run folder this process owns (``run`` None: a rank
+    that writes nothing).
 
     Every metrics row is on disk before the checkpoint that covers it; an iteration that
-    leaves non-finite weights writes neither (a one-line :class:`RunError`).
+    leaves non-finite weights writes neither (a one-line :class:`RunError`). The ranks of a
+    distributed run agree on when to stop (:func:`~gameadapt.train.distributed.agree_stop`).
     """
     config = session.config
-    checkpointed = session.iteration if run.checkpoint_path.exists() else None
-    sink = MetricsSink(run, session.iteration, config.to_json())
+    checkpointed = session.iteration if run is not None and run.checkpoint_path.exists() \
+        else None
+    sink = MetricsSink(run, session.iteration, config.to_json()) if run is not None else None
     try:
         while session.iteration < config.iterations:
             row = _train_iteration(session)
             _check_finite(session, checkpointed)
-            sink.write(row)
+            if sink is not None:
+                sink.write(row)
             session.iteration += 1
-            reason = should_stop() if should_stop is not None else None
-            if reason is not None or session.iteration % config.checkpoint_every == 0 or \
-                    session.iteration == config.iterations:
+            reason = agree_stop(session.world, should_stop() if should_stop else None)
+            if run is not None and (reason is not None or session.iteration == config.iterations
+                                    or session.iteration % config.checkpoint_every == 0):
                 save_checkpoint(run.checkpoint_path, session.checkpoint_payload())
                 checkpointed = session.iteration
             if progress is not None:
@@ -73,7 +82,8 @@ def _train_locked(session: Session, run: RunDir, progress: ProgressCallback | No
                 session.stopped = reason
                 break
     finally:
-        sink.close()
+        if sink is not None:
+            sink.close()
 
 
 def _check_finite(session: Session, checkpointed: int | None) -> None:
@@ -94,8 +104,13 @@ def _train_iteration(session: Session) -> dict[str, Any]:
     started = time.perf_counter()
     seed = iteration_seed(config.seed, session.iteration)
     variants = iteration_variants(config, session.spec, session.iteration)
-    with contextlib.closing(make_batched_game(session.spec, variants, config.envs_per_task,
-                                              session.device, session.agents)) as game:
+    share = None if session.world is None else \
+        task_shard(session.world, len(variants), session.device)
+    if share is not None:  # this rank's tasks, with the global index of the first
+        variants = variants[share.start:share.stop]
+    with contextlib.closing(make_batched_game(
+            session.spec, variants, config.envs_per_task, session.device, session.agents,
+            first_task=share.start if share is not None else 0)) as game, sharded(share):
         metrics = session.algorithm.meta_train_step(session.policy, session.params,
                                                     session.optimizer, game, seed)
     seconds = time.perf_counter() - started
