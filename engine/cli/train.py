@@ -88,6 +88,8 @@ def train_command(game: str | None, resume: Path | None, run_dir: Path | None,
         session = train_with_progress(session, run, max_minutes=max_minutes)
     if session.writer:
         _report(session, run, max_minutes)
+    elif session.stopped == INTERRUPTED:  # another rank: rank 0 said it; the same exit code
+        click.get_current_context().exit(EXIT_INTERRUPTED)
 
 
 def _join(resume: Path | None, flags: dict[str, Any]) -> Any:
